@@ -1,0 +1,260 @@
+"""The `dataops-cv` command: local services, runs, backfills and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+SUPPORTED_SOURCES = ("synthetic://",)
+
+
+def _latest_partition() -> str:
+    from dataops_cv.defs.partitions import daily_partitions
+
+    keys = daily_partitions.get_partition_keys(current_time=dt.datetime.now(dt.UTC))
+    return keys[-1]
+
+
+def _partition_range(start: str, end: str) -> list[str]:
+    from dataops_cv.defs.partitions import daily_partitions
+
+    keys = daily_partitions.get_partition_keys(current_time=dt.datetime.now(dt.UTC))
+    if start not in keys or end not in keys:
+        raise SystemExit(f"partitions must be capture days from {keys[0]} to {keys[-1]}: "
+                         f"got {start}..{end}")
+    return keys[keys.index(start): keys.index(end) + 1]
+
+
+# -- lakefs ---------------------------------------------------------------------------------------
+
+def cmd_lakefs(args: argparse.Namespace) -> int:
+    from dataops_cv import runner
+    from dataops_cv.lib import lakefs_server
+
+    server = runner.local_lakefs()
+    if args.action == "build":
+        path = lakefs_server.find_lakefs_binary()
+        if path is None:
+            print(f"building lakeFS v{lakefs_server.LAKEFS_VERSION} from its Go module "
+                  "(first time only; cached per version)…", file=sys.stderr)
+            path = lakefs_server.build_lakefs()
+        print(path)
+        return 0
+    if args.action == "up":
+        external = runner.using_external_lakefs()
+        resource = runner.ensure_lakefs()
+        if external:
+            print(f"using existing lakeFS at {resource.endpoint} (LAKEFS_ENDPOINT is set); "
+                  f"repository {resource.repository} ready")
+        else:
+            print(f"lakeFS {resource.endpoint} up (pid {server.pid()}), repository "
+                  f"{resource.repository}, state {server.state_dir}")
+        return 0
+    if args.action == "down":
+        print("stopped" if server.stop() else "not running")
+        return 0
+    if args.action == "status":
+        pid = server.pid()
+        healthy = server.healthy()
+        print(json.dumps({"endpoint": server.endpoint, "pid": pid, "healthy": healthy,
+                          "state_dir": str(server.state_dir)}))
+        return 0 if pid and healthy else 1
+    if args.action == "env":
+        # Printed from the recorded state, so `eval "$(dataops-cv lakefs env)"` works in any shell.
+        env = ({k: os.environ[k] for k in ("LAKEFS_ENDPOINT", "LAKEFS_ACCESS_KEY_ID",
+                                          "LAKEFS_SECRET_ACCESS_KEY") if k in os.environ}
+               if runner.using_external_lakefs() else server.client_env())
+        env.setdefault("LAKEFS_REPOSITORY", os.environ.get("LAKEFS_REPOSITORY", server.repository))
+        print("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
+        return 0
+    if args.action == "prune":
+        return _prune(args)
+    raise AssertionError(args.action)
+
+
+def _prune(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from dataops_cv import runner
+    from dataops_cv.lib.run_isolation import prune_run_branches
+
+    lakefs = runner.ensure_lakefs()
+    runner.ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    active = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+              dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+              dg.DagsterRunStatus.CANCELING}
+
+    def is_active(run_id: str) -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is not None and run.status in active
+
+    pruned = list(prune_run_branches(lakefs.store(), args.older_than_days, dry_run=args.dry_run,
+                                     is_active=is_active))
+    for p in pruned:
+        print(f"{'would delete' if args.dry_run else 'deleted'} {p.branch} "
+              f"({p.status}, {p.age_days:.1f} days)")
+    print(f"{len(pruned)} run branch(es) older than {args.older_than_days} days")
+    return 0
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+def _run_config(args: argparse.Namespace) -> dict:
+    if args.source and not args.source.startswith(SUPPORTED_SOURCES):
+        raise SystemExit(
+            f"--source {args.source}: this version ingests from {', '.join(SUPPORTED_SOURCES)} only"
+        )
+    if args.format not in ("auto",):
+        raise SystemExit(f"--format {args.format}: importers are not available in this version")
+    config: dict = {}
+    if args.config:
+        config = yaml.safe_load(Path(args.config).read_text()) or {}
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dataops_cv import runner
+
+    run_config = _run_config(args)
+    runner.ensure_lakefs()
+    runner.ensure_dagster_home()
+    partition = args.partition or _latest_partition()
+    select = [s.strip() for s in args.select.split(",")] if args.select else None
+    report = runner.run_pipeline(partition, select=select, run_config=run_config)
+    if args.json:
+        print(report.to_json())
+    else:
+        print(f"run {report.run_id} {report.status} partition {partition}")
+        print(f"  branch {report.run_branch}; main {report.main_before[:12]} -> "
+              f"{report.main_after[:12]} ({report.publish_status})")
+        for c in report.checks:
+            print(f"  check {c['asset']}:{c['name']} {'passed' if c['passed'] else 'FAILED'} "
+                  f"({c['severity']})")
+        if report.error:
+            print(f"  error: {report.error}")
+    return 0 if report.status == "SUCCESS" else 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """One isolated run (own branch, own merge) per partition, up to N at once."""
+    from dataops_cv import runner
+
+    runner.ensure_lakefs()
+    runner.ensure_dagster_home()
+    partitions = _partition_range(args.start, args.end)
+
+    def one(partition: str) -> dict:
+        cmd = [sys.executable, "-m", "dataops_cv.cli", "run", "--partition", partition, "--json"]
+        if args.config:
+            cmd += ["--config", args.config]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+        try:
+            return json.loads(proc.stdout[proc.stdout.index("{"):])
+        except ValueError:
+            return {"partition": partition, "status": "FAILURE",
+                    "error": (proc.stderr or proc.stdout)[-2000:]}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        reports = list(pool.map(one, partitions))
+    if args.json:
+        print(json.dumps(reports, indent=2))
+    else:
+        for r in reports:
+            print(f"{r['partition']}: {r['status']} {r.get('publish_status', '')} "
+                  f"{r.get('main_after', '')[:12]}")
+    return 0 if all(r["status"] == "SUCCESS" for r in reports) else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dataops_cv import runner
+
+    lakefs = runner.ensure_lakefs()
+    runner.ensure_dagster_home()
+    partition = args.partition or _latest_partition()
+    print(f"materializing the demo pipeline for capture day {partition} "
+          f"on lakeFS {lakefs.endpoint} (repository {lakefs.repository})…")
+    report = runner.run_pipeline(partition)
+    print(report.to_json())
+    if report.status != "SUCCESS":
+        print("demo run FAILED: main unchanged; inspect branch " + report.run_branch,
+              file=sys.stderr)
+        return 1
+    head = lakefs.store().get_commit(report.main_after)
+    print(f"\nmain is now at {head.id}\n  {head.message}\n  "
+          + "\n  ".join(f"{k}: {v}" for k, v in sorted(head.metadata.items())))
+    print(f"  {lakefs.store().commit_url(head.id)}")
+    print("\nOpen the Dagster UI on this instance:  make dev   (then http://127.0.0.1:3000)")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from dataops_cv import runner
+
+    runner.ensure_lakefs()
+    runner.ensure_dagster_home()
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    argv = ["dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(args.port)]
+    print("starting " + " ".join(argv), file=sys.stderr)
+    os.execvpe(argv[0], argv, os.environ.copy())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dataops-cv", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    lk = sub.add_parser("lakefs", help="the local lakeFS server")
+    lk.add_argument("action", choices=["build", "up", "down", "status", "env", "prune"])
+    lk.add_argument("--older-than-days", type=float, default=7.0,
+                    help="prune: delete failed-run branches older than this")
+    lk.add_argument("--dry-run", action="store_true", help="prune: only list")
+    lk.set_defaults(func=cmd_lakefs)
+
+    def run_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--source", default="synthetic://", help="where frames come from")
+        sp.add_argument("--format", default="auto",
+                        choices=["auto", "coco", "voc", "yolo", "labelstudio"])
+        sp.add_argument("--config", help="YAML/JSON Dagster run config file")
+        sp.add_argument("--json", action="store_true", help="print one JSON report")
+
+    r = sub.add_parser("run", help="materialize one partition in an isolated run, then publish")
+    r.add_argument("--partition", help="capture day YYYY-MM-DD (default: latest complete day)")
+    r.add_argument("--select", help="comma-separated asset keys (default: all)")
+    run_args(r)
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("backfill", help="one isolated run per capture day in a range")
+    b.add_argument("--start", required=True)
+    b.add_argument("--end", required=True)
+    b.add_argument("--parallel", type=int, default=2)
+    b.add_argument("--config")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_backfill)
+
+    d = sub.add_parser("demo", help="start what is needed and run the demo end to end")
+    d.add_argument("--partition")
+    d.set_defaults(func=cmd_demo)
+
+    v = sub.add_parser("dev", help="start lakeFS and the Dagster UI (dagster dev)")
+    v.add_argument("--port", type=int, default=3000)
+    v.set_defaults(func=cmd_dev)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

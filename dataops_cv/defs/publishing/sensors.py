@@ -1,0 +1,52 @@
+"""Run-status sensors that publish succeeded runs and mark failed ones (run by the daemon)."""
+
+
+import dagster as dg
+
+from dataops_cv.defs.publishing.publish import publish_dagster_run, record_dagster_run_failure
+from dataops_cv.defs.resources import LakeFSResource
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="publish_run_sensor",
+    description="Merges each succeeded run's lakeFS branch into main, exactly once.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+)
+def publish_run_sensor(context: dg.RunStatusSensorContext, lakefs: LakeFSResource):
+    result = publish_dagster_run(context.instance, context.dagster_run, lakefs)
+    context.log.info(
+        f"run {context.dagster_run.run_id}: {result.status}, main {result.main_before[:12]} -> "
+        f"{result.main_after[:12]} ({result.changed_paths} paths)"
+    )
+
+
+def _failure_reason(context: dg.RunStatusSensorContext) -> str:
+    event = context.dagster_event
+    message = getattr(event, "message", None) if event is not None else None
+    return message or f"run ended with status {context.dagster_run.status.value}"
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.FAILURE,
+    name="failed_run_sensor",
+    description="Keeps a failed run's lakeFS branch for inspection and records the failure on it.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+)
+def failed_run_sensor(context: dg.RunStatusSensorContext, lakefs: LakeFSResource):
+    record_dagster_run_failure(context.instance, context.dagster_run, lakefs,
+                               _failure_reason(context))
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.CANCELED,
+    name="canceled_run_sensor",
+    description="Keeps a canceled run's lakeFS branch for inspection and records it on it.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+)
+def canceled_run_sensor(context: dg.RunStatusSensorContext, lakefs: LakeFSResource):
+    record_dagster_run_failure(context.instance, context.dagster_run, lakefs,
+                               _failure_reason(context))

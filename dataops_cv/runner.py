@@ -1,0 +1,184 @@
+"""Running the pipeline from the command line: local services, a real Dagster instance, one
+isolated run per partition, and publishing when the run succeeded."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from dataops_cv.defs.jobs import DATAOPS_JOB
+from dataops_cv.defs.publishing.publish import publish_dagster_run, record_dagster_run_failure
+from dataops_cv.defs.publishing.run_branch import BASE_COMMIT_TAG
+from dataops_cv.defs.resources import LakeFSResource
+from dataops_cv.lib.lakefs_server import DEFAULT_PORT, DEFAULT_REPOSITORY, LocalLakeFS
+from dataops_cv.lib.lakefs_store import MergeConflictError
+from dataops_cv.lib.run_isolation import run_branch_name
+
+COUNT_PREFIX = "count_"
+
+
+def state_dir() -> Path:
+    """Where local services keep their state: ``DATAOPS_CV_HOME``, else ``./.dataops-cv``."""
+    return Path(os.environ.get("DATAOPS_CV_HOME") or Path.cwd() / ".dataops-cv").resolve()
+
+
+def local_lakefs() -> LocalLakeFS:
+    return LocalLakeFS(
+        state_dir=state_dir() / "lakefs",
+        port=int(os.environ.get("DATAOPS_CV_LAKEFS_PORT", DEFAULT_PORT)),
+        repository=os.environ.get("LAKEFS_REPOSITORY", DEFAULT_REPOSITORY),
+    )
+
+
+def using_external_lakefs() -> bool:
+    return bool(os.environ.get("LAKEFS_ENDPOINT"))
+
+
+def ensure_lakefs() -> LakeFSResource:
+    """Make lakeFS reachable and the repository present; export its client env vars.
+
+    With ``LAKEFS_ENDPOINT`` set, that server is used as it is (no local server starts);
+    otherwise the local server under the state dir is started if needed.
+    """
+    if using_external_lakefs():
+        missing = [v for v in ("LAKEFS_ACCESS_KEY_ID", "LAKEFS_SECRET_ACCESS_KEY")
+                   if not os.environ.get(v)]
+        if missing:
+            raise SystemExit(f"LAKEFS_ENDPOINT is set but {', '.join(missing)} is not")
+        os.environ.setdefault("LAKEFS_REPOSITORY", DEFAULT_REPOSITORY)
+        namespace = os.environ.get("LAKEFS_STORAGE_NAMESPACE")
+    else:
+        server = local_lakefs()
+        server.start()
+        os.environ.update(server.client_env())
+        namespace = f"local://{server.repository}"
+    resource = lakefs_from_env()
+    resource.store().ensure_repository(namespace, resource.main_branch)
+    return resource
+
+
+def lakefs_from_env() -> LakeFSResource:
+    return LakeFSResource(
+        endpoint=os.environ["LAKEFS_ENDPOINT"],
+        access_key_id=os.environ["LAKEFS_ACCESS_KEY_ID"],
+        secret_access_key=os.environ["LAKEFS_SECRET_ACCESS_KEY"],
+        repository=os.environ.get("LAKEFS_REPOSITORY", DEFAULT_REPOSITORY),
+    )
+
+
+def ensure_dagster_home() -> Path:
+    """``DAGSTER_HOME`` if set, else one under the state dir (created with a dagster.yaml)."""
+    home = os.environ.get("DAGSTER_HOME")
+    path = Path(home) if home else state_dir() / "dagster_home"
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(path)
+    return path
+
+
+def _job() -> dg.JobDefinition:
+    # Module-level so Dagster can rebuild the job in each step process of the multiprocess run.
+    from dataops_cv.definitions import defs
+
+    return defs().get_job_def(DATAOPS_JOB)
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    status: str
+    partition: str | None
+    run_branch: str
+    main_before: str
+    main_after: str
+    counts: dict[str, int] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    publish_status: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+
+def _counts(result: dg.ExecuteJobResult) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        for key, value in mat.metadata.items():
+            if key.startswith(COUNT_PREFIX) and isinstance(value.value, int):
+                name = key[len(COUNT_PREFIX):]
+                counts[name] = counts.get(name, 0) + value.value
+    return counts
+
+
+def _checks(result: dg.ExecuteJobResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "asset": ev.asset_key.to_user_string(),
+            "name": ev.check_name,
+            "passed": ev.passed,
+            "severity": ev.severity.value.lower(),
+        }
+        for ev in result.get_asset_check_evaluations()
+    ]
+
+
+def run_pipeline(
+    partition: str,
+    select: Sequence[str] | None = None,
+    run_config: Mapping[str, Any] | None = None,
+    instance: dg.DagsterInstance | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+) -> RunReport:
+    """Run the pipeline for one partition on its own branch and publish it if it succeeded.
+
+    Returns a report whose ``status`` is SUCCESS only if the run and its blocking checks
+    succeeded and the publish (merge into main, or nothing to merge) went through.
+    """
+    lakefs = lakefs_from_env()
+    store = lakefs.store()
+    main_before = store.head(lakefs.main_branch)
+    instance = instance or dg.DagsterInstance.get()
+    tags = {BASE_COMMIT_TAG: main_before, "dagster/partition": partition, **(extra_tags or {})}
+    result = dg.execute_job(
+        dg.reconstructable(_job),
+        instance=instance,
+        run_config=dict(run_config or {}),
+        tags=tags,
+        asset_selection=[dg.AssetKey.from_user_string(s) for s in select] if select else None,
+    )
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None
+    report = RunReport(
+        run_id=result.run_id,
+        status="SUCCESS" if result.success else "FAILURE",
+        partition=partition,
+        run_branch=run_branch_name(result.run_id),
+        main_before=main_before,
+        main_after=main_before,
+        counts=_counts(result),
+        checks=_checks(result),
+    )
+    if result.success:
+        try:
+            published = publish_dagster_run(instance, run, lakefs)
+        except MergeConflictError as exc:
+            report.status, report.publish_status, report.error = "FAILURE", "conflict", str(exc)
+        else:
+            report.publish_status = published.status
+            report.main_after = published.main_after
+    else:
+        failures = [e.message or "" for e in result.get_step_failure_events()]
+        report.error = "; ".join(failures) or f"run {run.status.value}"
+        record_dagster_run_failure(instance, run, lakefs, report.error)
+        report.publish_status = "not_published"
+        report.main_after = store.head(lakefs.main_branch)
+    return report
