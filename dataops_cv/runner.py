@@ -88,7 +88,7 @@ def _job() -> dg.JobDefinition:
     # Module-level so Dagster can rebuild the job in each step process of the multiprocess run.
     from dataops_cv.definitions import defs
 
-    return defs().get_job_def(DATAOPS_JOB)
+    return defs().resolve_job_def(DATAOPS_JOB)
 
 
 @dataclass
@@ -137,8 +137,12 @@ def run_pipeline(
     run_config: Mapping[str, Any] | None = None,
     instance: dg.DagsterInstance | None = None,
     extra_tags: Mapping[str, str] | None = None,
+    job: Any = None,
 ) -> RunReport:
     """Run the pipeline for one partition on its own branch and publish it if it succeeded.
+
+    ``job`` is a ``dg.reconstructable(...)`` job to run instead of the pipeline job (tests use it
+    to run assets that fail on purpose through the same isolation and publishing).
 
     Returns a report whose ``status`` is SUCCESS only if the run and its blocking checks
     succeeded and the publish (merge into main, or nothing to merge) went through.
@@ -149,7 +153,7 @@ def run_pipeline(
     instance = instance or dg.DagsterInstance.get()
     tags = {BASE_COMMIT_TAG: main_before, "dagster/partition": partition, **(extra_tags or {})}
     result = dg.execute_job(
-        dg.reconstructable(_job),
+        job or dg.reconstructable(_job),
         instance=instance,
         run_config=dict(run_config or {}),
         tags=tags,

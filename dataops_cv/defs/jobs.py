@@ -8,7 +8,7 @@ DATAOPS_JOB = "dataops_job"
 
 dataops_job = dg.define_asset_job(
     name=DATAOPS_JOB,
-    selection=dg.AssetSelection.all(include_sources=False),
+    selection=dg.AssetSelection.all(),
     partitions_def=daily_partitions,
     description="Materialize one capture day end to end on its own lakeFS branch; publish on success.",
 )

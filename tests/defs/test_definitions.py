@@ -1,0 +1,26 @@
+"""The code location loads and declares everything the pipeline promises."""
+
+import dagster as dg
+
+from dataops_cv.definitions import defs
+from dataops_cv.defs.acquisition.checks import RAW_FRAMES_RESOLUTION_CHECK
+from dataops_cv.defs.jobs import DATAOPS_JOB
+
+
+def test_definitions_load_and_validate():
+    d = defs()
+    dg.Definitions.validate_loadable(d)
+    repo = d.get_repository_def()
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} >= {"raw_frames"}
+    assert {s.name for s in repo.schedule_defs} == {"nightly_schedule"}
+    assert {s.name for s in repo.sensor_defs} >= {
+        "publish_run_sensor", "failed_run_sensor", "canceled_run_sensor"}
+    assert d.resolve_job_def(DATAOPS_JOB).partitions_def is not None
+    assert "lakefs" in repo.get_top_level_resources()
+
+
+def test_resolution_check_is_blocking():
+    repo = defs().get_repository_def()
+    key = dg.AssetCheckKey(dg.AssetKey("raw_frames"), RAW_FRAMES_RESOLUTION_CHECK)
+    spec = repo.asset_graph.get_check_spec(key)
+    assert spec.blocking
