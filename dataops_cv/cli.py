@@ -149,9 +149,14 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """One isolated run (own branch, own merge) per partition, up to N at once."""
     from dataops_cv import runner
 
+    import dagster as dg
+
     runner.ensure_lakefs()
     runner.ensure_dagster_home()
     partitions = _partition_range(args.start, args.end)
+    # Create the instance's storage once here: several runs creating a fresh SQLite instance at
+    # the same moment race on its schema.
+    dg.DagsterInstance.get().dispose()
 
     def one(partition: str) -> dict:
         cmd = [sys.executable, "-m", "dataops_cv.cli", "run", "--partition", partition, "--json"]

@@ -131,6 +131,16 @@ def _checks(result: dg.ExecuteJobResult) -> list[dict[str, Any]]:
     ]
 
 
+def _failure_text(event: dg.DagsterEvent) -> str:
+    """The step and the innermost error behind its failure (what a person needs first)."""
+    error = event.step_failure_data.error if event.step_failure_data else None
+    if error is None:
+        return event.message or f"step {event.step_key} failed"
+    while error.cause is not None:
+        error = error.cause
+    return f"{event.step_key}: {error.message.strip()}"
+
+
 def run_pipeline(
     partition: str,
     select: Sequence[str] | None = None,
@@ -180,7 +190,7 @@ def run_pipeline(
             report.publish_status = published.status
             report.main_after = published.main_after
     else:
-        failures = [e.message or "" for e in result.get_step_failure_events()]
+        failures = [_failure_text(e) for e in result.get_step_failure_events()]
         report.error = "; ".join(failures) or f"run {run.status.value}"
         record_dagster_run_failure(instance, run, lakefs, report.error)
         report.publish_status = "not_published"

@@ -1,0 +1,191 @@
+"""Write-audit-publish end to end: real Dagster runs (multiprocess executor) on a real lakeFS."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dataops_cv.defs.publishing.run_branch import MAIN_COMMIT_TAG
+from dataops_cv.lib.layout import table_key
+from dataops_cv.lib.run_isolation import RUN_BRANCH_PREFIX
+from dataops_cv.lib.tables import from_parquet_bytes
+from dataops_cv.runner import run_pipeline
+from tests.integration.fault_job import WRITES_BEFORE_FAILURE, fault_job
+
+PARTITION = "2026-02-01"
+REPORT_KEYS = {"run_id", "status", "partition", "run_branch", "main_before", "main_after",
+               "counts", "checks"}
+
+
+def _cli(*args: str, tmp_path: Path, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
+    env = {**os.environ, "DATAOPS_CV_HOME": str(tmp_path / "state")}
+    cmd = [sys.executable, "-m", "dataops_cv.cli", *args]
+    if kwargs.pop("background", False):
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _config(tmp_path: Path, **raw_frames) -> str:
+    path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.json"
+    path.write_text(json.dumps({"ops": {"raw_frames": {"config": raw_frames}}}))
+    return str(path)
+
+
+def _main_objects(store) -> dict[str, str]:
+    return {o.path: o.checksum for o in store.list_objects("main")}
+
+
+def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instance):
+    main_before = store.head("main")
+    report = run_pipeline(PARTITION, instance=dagster_instance)
+    assert report.status == "SUCCESS" and report.publish_status == "merged", report.error
+    assert report.main_before == main_before != report.main_after == store.head("main")
+    assert report.checks == [{"asset": "raw_frames", "name": "raw_frames_resolution",
+                              "passed": True, "severity": "error"}]
+    assert report.counts["ingested"] == 24
+
+    merge = store.get_commit(report.main_after)
+    assert merge.parents[0] == main_before
+    assert merge.metadata["dagster_run_id"] == report.run_id
+    assert merge.metadata["dagster_partition_key"] == PARTITION
+    assert merge.metadata["dagster_job"] == "dataops_job"
+    asset_commit = store.get_commit(merge.parents[1])
+    assert asset_commit.metadata["dagster_asset_key"] == "raw_frames"
+    assert asset_commit.metadata["dagster_run_id"] == report.run_id
+    assert asset_commit.metadata["code_version"]
+
+    event = dagster_instance.get_latest_materialization_event(dg.AssetKey("raw_frames"))
+    meta = event.asset_materialization.metadata
+    assert meta["lakefs_commit"].value == asset_commit.id
+    assert asset_commit.id in meta["lakefs_commit_url"].value
+    run = dagster_instance.get_run_by_id(report.run_id)
+    assert run.tags[MAIN_COMMIT_TAG] == report.main_after
+
+    table = from_parquet_bytes(store.get_object("main", table_key("raw_frames", PARTITION)))
+    assert table.num_rows == 24
+    for key in table["object_key"].to_pylist():
+        assert store.stat_object("main", key) is not None
+    assert list(store.list_branches(prefix=RUN_BRANCH_PREFIX)) == []  # merged branch removed
+
+
+def test_blocking_check_failure_keeps_main_and_the_failed_branch(store, dagster_instance,
+                                                                  tmp_path):
+    main_before = store.head("main")
+    proc = _cli("run", "--partition", PARTITION, "--json",
+                "--config", _config(tmp_path, width=16, height=16), tmp_path=tmp_path)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert REPORT_KEYS <= report.keys()
+    assert report["status"] == "FAILURE"
+    assert report["checks"] == [{"asset": "raw_frames", "name": "raw_frames_resolution",
+                                 "passed": False, "severity": "error"}]
+    assert store.head("main") == main_before == report["main_after"]
+    branch = report["run_branch"]
+    table = from_parquet_bytes(store.get_object(branch, table_key("raw_frames", PARTITION)))
+    assert set(table["width"].to_pylist()) == {16}  # the failed data, kept for inspection
+    assert store.get_commit(branch).metadata["dagster_run_status"] == "FAILURE"
+    assert dagster_instance.get_run_by_id(report["run_id"]).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_run_that_raises_mid_asset_leaves_main_untouched(store, dagster_instance):
+    main_before = store.head("main")
+    report = run_pipeline(PARTITION, instance=dagster_instance,
+                          job=dg.reconstructable(fault_job))
+    assert report.status == "FAILURE" and "simulated crash" in report.error
+    assert store.head("main") == main_before
+    head = store.get_commit(report.run_branch)
+    assert head.metadata["dagster_run_status"] == "FAILURE"
+    assert "simulated crash" in head.metadata["dagster_failure"]
+    kept = [o.path for o in store.list_objects(report.run_branch, prefix="tables/half_written/")]
+    assert len(kept) == WRITES_BEFORE_FAILURE
+    assert dagster_instance.get_run_by_id(report.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_kill_9_mid_write_then_rerun_publishes(store, dagster_instance, tmp_path):
+    main_before = store.head("main")
+    proc = _cli("run", "--partition", PARTITION, "--json",
+                "--config", _config(tmp_path, frames=3000), tmp_path=tmp_path, background=True)
+    try:
+        deadline = time.monotonic() + 180
+        staged = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            branches = [b for b, _ in store.list_branches(prefix=RUN_BRANCH_PREFIX)]
+            if branches:
+                staged = sum(1 for _ in store.uncommitted(branches[0]))
+                if staged >= 20:
+                    break
+            time.sleep(0.2)
+        assert proc.poll() is None and staged >= 20, "run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    assert store.head("main") == main_before
+
+    report = run_pipeline(PARTITION, instance=dagster_instance)
+    assert report.status == "SUCCESS" and report.publish_status == "merged", report.error
+    table = from_parquet_bytes(store.get_object("main", table_key("raw_frames", PARTITION)))
+    assert table.num_rows == 24
+
+
+def test_rerun_with_same_inputs_changes_nothing_on_main(store, dagster_instance):
+    first = run_pipeline(PARTITION, instance=dagster_instance)
+    assert first.status == "SUCCESS"
+    objects = _main_objects(store)
+    second = run_pipeline(PARTITION, instance=dagster_instance)
+    assert second.status == "SUCCESS" and second.publish_status == "nothing_to_publish"
+    assert second.main_after == first.main_after == store.head("main")
+    assert _main_objects(store) == objects
+    assert list(store.diff(first.main_after, "main")) == []
+    assert second.counts["uploaded"] == 0 and second.counts["already_stored"] == 24
+
+
+def test_conflicting_publish_fails_loudly_and_main_keeps_the_first(store, dagster_instance,
+                                                                    tmp_path):
+    base = store.head("main")
+    first = run_pipeline(PARTITION, instance=dagster_instance)
+    other = {"ops": {"raw_frames": {"config": {"seed": 7}}}}
+    second = run_pipeline(PARTITION, instance=dagster_instance, run_config=other,
+                          extra_tags={"dataops-cv/base-commit": base})
+    assert second.status == "FAILURE" and second.publish_status == "conflict"
+    assert table_key("raw_frames", PARTITION) in second.error
+    assert store.head("main") == first.main_after
+    assert store.branch_exists(second.run_branch)
+
+
+def test_four_partitions_concurrently_publish_four_isolated_merges(store, tmp_path):
+    main_before = store.head("main")
+    proc = _cli("backfill", "--start", "2026-02-10", "--end", "2026-02-13", "--parallel", "4",
+                "--json", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    reports = json.loads(proc.stdout)
+    partitions = ["2026-02-10", "2026-02-11", "2026-02-12", "2026-02-13"]
+    assert sorted(r["partition"] for r in reports) == partitions
+    assert all(REPORT_KEYS <= r.keys() for r in reports)
+    assert {r["publish_status"] for r in reports} == {"merged"}
+    assert len({r["run_id"] for r in reports}) == 4
+
+    merges = [c for c in store.log("main", amount=50) if len(c.parents) == 2]
+    assert len(merges) == 4
+    assert {m.metadata["dagster_run_id"] for m in merges} == {r["run_id"] for r in reports}
+    for merge in merges:
+        partition = merge.metadata["dagster_partition_key"]
+        brought = {d.path for d in store.diff(merge.parents[0], merge.id)}
+        table_path = table_key("raw_frames", partition)
+        own_frames = set(from_parquet_bytes(store.get_object(merge.id, table_path))
+                         ["object_key"].to_pylist())
+        assert brought == own_frames | {table_path}, f"run for {partition} wrote outside it"
+    for partition in partitions:
+        assert store.stat_object("main", table_key("raw_frames", partition)) is not None
+    assert store.head("main") != main_before
