@@ -131,7 +131,8 @@ class LakeFSStore:
         self._sdk = client.sdk_client
         self._http = urllib3.PoolManager(
             num_pools=4,
-            maxsize=8,
+            maxsize=16,
+            block=True,
             retries=urllib3.Retry(total=0, raise_on_status=False),
         )
         # Per-request headers replace a pool's default headers, so auth is added to each request.

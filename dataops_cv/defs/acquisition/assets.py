@@ -9,7 +9,8 @@ from dataops_cv.defs.publishing.run_branch import commit_metadata, open_run_bran
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.lib.layout import frame_key, table_key
 from dataops_cv.lib.synthetic import generate_frames
-from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, to_parquet_bytes
+from dataops_cv.lib.run_isolation import RunBranch
+from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, to_parquet_bytes
 
 RAW_FRAMES_SCHEMA = pa.schema(
     [
@@ -26,6 +27,13 @@ RAW_FRAMES_SCHEMA = pa.schema(
         ("device_id", pa.string()),
     ]
 )
+
+
+def previous_hashes(run: RunBranch, table_path: str) -> set[str]:
+    """Content hashes listed in this partition's table on the branch (empty if none yet)."""
+    if not run.exists(table_path):
+        return set()
+    return set(from_parquet_bytes(run.read(table_path)).column("sha256").to_pylist())
 
 
 class RawFramesConfig(dg.Config):
@@ -49,27 +57,35 @@ def raw_frames(
     """One capture day of frames: image bytes under frames/<sha256> and a metadata table."""
     partition = context.partition_key
     run = open_run_branch(context, lakefs, context.asset_key)
-    rows = []
-    uploaded = 0
-    for frame in generate_frames(config.seed, partition, config.frames, config.width, config.height):
-        key = frame_key(frame.sha256, "png")
-        uploaded += run.put_content_addressed(key, frame.data, "image/png")
-        rows.append(
-            {
-                "sha256": frame.sha256,
-                "object_key": key,
-                "source_uri": frame.source_uri,
-                "width": frame.width,
-                "height": frame.height,
-                "channels": 3,
-                "mode": "RGB",
-                "format": "png",
-                "bytes": len(frame.data),
-                "capture_time": frame.capture_time,
-                "device_id": frame.device_id,
-            }
-        )
     table_path = table_key("raw_frames", partition)
+    # Hashes this partition already stored (as of the run's base): skipped without a lakeFS call.
+    known = previous_hashes(run, table_path)
+    rows: list[dict] = []
+
+    def uploads():
+        for frame in generate_frames(
+            config.seed, partition, config.frames, config.width, config.height
+        ):
+            key = frame_key(frame.sha256, "png")
+            rows.append(
+                {
+                    "sha256": frame.sha256,
+                    "object_key": key,
+                    "source_uri": frame.source_uri,
+                    "width": frame.width,
+                    "height": frame.height,
+                    "channels": 3,
+                    "mode": "RGB",
+                    "format": "png",
+                    "bytes": len(frame.data),
+                    "capture_time": frame.capture_time,
+                    "device_id": frame.device_id,
+                }
+            )
+            if frame.sha256 not in known:
+                yield key, frame.data, "image/png"
+
+    uploaded = run.put_content_addressed_many(uploads())
     run.put(table_path, to_parquet_bytes(rows, RAW_FRAMES_SCHEMA), PARQUET_CONTENT_TYPE)
     commit = run.commit(f"raw_frames {partition}: {len(rows)} frames")
     preview = "\n".join(
