@@ -24,3 +24,18 @@ def test_resolution_check_is_blocking():
     key = dg.AssetCheckKey(dg.AssetKey("raw_frames"), RAW_FRAMES_RESOLUTION_CHECK)
     spec = repo.asset_graph.get_check_spec(key)
     assert spec.blocking
+
+
+def test_workspace_yaml_loads_the_location():
+    """What `dagster dev` loads: the location named in workspace.yaml validates."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate",
+         "-w", str(root / "workspace.yaml")],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
