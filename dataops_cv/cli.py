@@ -208,7 +208,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
     runner.ensure_lakefs()
     runner.ensure_dagster_home()
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
-    argv = ["dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(args.port)]
+    # The dagster beside this interpreter: the venv need not be activated.
+    dagster = str(Path(sys.executable).parent / "dagster")
+    argv = [dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(args.port)]
     print("starting " + " ".join(argv), file=sys.stderr)
     os.execvpe(argv[0], argv, os.environ.copy())
     return 0
