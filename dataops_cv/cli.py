@@ -130,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner.ensure_dagster_home()
     partition = args.partition or _latest_partition()
     select = [s.strip() for s in args.select.split(",")] if args.select else None
-    report = runner.run_pipeline(partition, select=select, run_config=run_config)
+    report = runner.run_pipeline(partition, select=select, run_config=run_config,
+                                 log_level=args.log_level)
     if args.json:
         print(report.to_json())
     else:
@@ -198,7 +199,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nmain is now at {head.id}\n  {head.message}\n  "
           + "\n  ".join(f"{k}: {v}" for k, v in sorted(head.metadata.items())))
     print(f"  {lakefs.store().commit_url(head.id)}")
-    print("\nOpen the Dagster UI on this instance:  make dev   (then http://127.0.0.1:3000)")
+    print(f"\nlakeFS keeps running at {lakefs.endpoint} (stop it: make down).")
+    print("Open the Dagster UI on this instance:  make dev   (then http://127.0.0.1:3000)")
     return 0
 
 
@@ -233,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["auto", "coco", "voc", "yolo", "labelstudio"])
         sp.add_argument("--config", help="YAML/JSON Dagster run config file")
         sp.add_argument("--json", action="store_true", help="print one JSON report")
+        sp.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="console log level of the run (the event log keeps everything)")
 
     r = sub.add_parser("run", help="materialize one partition in an isolated run, then publish")
     r.add_argument("--partition", help="capture day YYYY-MM-DD (default: latest complete day)")

@@ -13,7 +13,11 @@ from typing import Any
 import dagster as dg
 
 from dataops_cv.defs.jobs import DATAOPS_JOB
-from dataops_cv.defs.publishing.publish import publish_dagster_run, record_dagster_run_failure
+from dataops_cv.defs.publishing.publish import (
+    UnauditedRunError,
+    publish_dagster_run,
+    record_dagster_run_failure,
+)
 from dataops_cv.defs.publishing.run_branch import BASE_COMMIT_TAG
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.lib.lakefs_server import DEFAULT_PORT, DEFAULT_REPOSITORY, LocalLakeFS
@@ -148,6 +152,7 @@ def run_pipeline(
     instance: dg.DagsterInstance | None = None,
     extra_tags: Mapping[str, str] | None = None,
     job: Any = None,
+    log_level: str = "INFO",
 ) -> RunReport:
     """Run the pipeline for one partition on its own branch and publish it if it succeeded.
 
@@ -161,11 +166,15 @@ def run_pipeline(
     store = lakefs.store()
     main_before = store.head(lakefs.main_branch)
     instance = instance or dg.DagsterInstance.get()
+    run_config = dict(run_config or {})
+    # Step-by-step engine events go to the instance's event log (and the UI) either way; the
+    # console gets INFO and above unless the caller asks for more.
+    run_config.setdefault("loggers", {"console": {"config": {"log_level": log_level}}})
     tags = {BASE_COMMIT_TAG: main_before, "dagster/partition": partition, **(extra_tags or {})}
     result = dg.execute_job(
         job or dg.reconstructable(_job),
         instance=instance,
-        run_config=dict(run_config or {}),
+        run_config=run_config,
         tags=tags,
         asset_selection=[dg.AssetKey.from_user_string(s) for s in select] if select else None,
     )
@@ -186,6 +195,8 @@ def run_pipeline(
             published = publish_dagster_run(instance, run, lakefs)
         except MergeConflictError as exc:
             report.status, report.publish_status, report.error = "FAILURE", "conflict", str(exc)
+        except UnauditedRunError as exc:
+            report.status, report.publish_status, report.error = "FAILURE", "unaudited", str(exc)
         else:
             report.publish_status = published.status
             report.main_after = published.main_after

@@ -25,3 +25,19 @@ def fault_job() -> dg.JobDefinition:
         resources={"lakefs": lakefs_resource_from_env()},
     )
     return defs.resolve_job_def("fault_job")
+
+
+def unchecked_job() -> dg.JobDefinition:
+    """The real raw_frames asset, launched without its blocking check (as a UI user can)."""
+    from dataops_cv.defs.acquisition.assets import raw_frames
+    from dataops_cv.defs.acquisition.checks import raw_frames_resolution
+
+    defs = dg.Definitions(
+        assets=[raw_frames],
+        asset_checks=[raw_frames_resolution],
+        jobs=[dg.define_asset_job("unchecked_job",
+                                  selection=dg.AssetSelection.assets(raw_frames).without_checks(),
+                                  partitions_def=daily_partitions)],
+        resources={"lakefs": lakefs_resource_from_env()},
+    )
+    return defs.resolve_job_def("unchecked_job")

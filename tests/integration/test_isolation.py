@@ -18,7 +18,7 @@ from dataops_cv.lib.layout import table_key
 from dataops_cv.lib.run_isolation import RUN_BRANCH_PREFIX
 from dataops_cv.lib.tables import from_parquet_bytes
 from dataops_cv.runner import run_pipeline
-from tests.integration.fault_job import WRITES_BEFORE_FAILURE, fault_job
+from tests.integration.fault_job import WRITES_BEFORE_FAILURE, fault_job, unchecked_job
 
 PARTITION = "2026-02-01"
 REPORT_KEYS = {"run_id", "status", "partition", "run_branch", "main_before", "main_after",
@@ -108,6 +108,17 @@ def test_run_that_raises_mid_asset_leaves_main_untouched(store, dagster_instance
     kept = [o.path for o in store.list_objects(report.run_branch, prefix="tables/half_written/")]
     assert len(kept) == WRITES_BEFORE_FAILURE
     assert dagster_instance.get_run_by_id(report.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_run_without_its_blocking_checks_is_not_published(store, dagster_instance):
+    main_before = store.head("main")
+    report = run_pipeline(PARTITION, instance=dagster_instance,
+                          job=dg.reconstructable(unchecked_job))
+    assert report.checks == []  # the run itself succeeded: no check was in it
+    assert report.status == "FAILURE" and report.publish_status == "unaudited"
+    assert "raw_frames:raw_frames_resolution" in report.error
+    assert store.head("main") == main_before
+    assert store.get_commit(report.run_branch).metadata["dagster_run_status"] == "UNAUDITED"
 
 
 def test_kill_9_mid_write_then_rerun_publishes(store, dagster_instance, tmp_path):

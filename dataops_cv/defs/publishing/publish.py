@@ -6,6 +6,9 @@ One function per outcome, used by the run-status sensors (daemon, `dagster dev`)
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
 import dagster as dg
 
 from dataops_cv.defs.publishing.run_branch import (
@@ -24,16 +27,78 @@ from dataops_cv.lib.run_isolation import (
 )
 
 
+class UnauditedRunError(RuntimeError):
+    """A run materialized assets whose blocking checks did not run (or did not pass) in it."""
+
+    def __init__(self, missing: list[str]):
+        super().__init__(
+            "not published: blocking checks did not pass in this run for "
+            + ", ".join(missing) + " (materialize the assets together with their checks)"
+        )
+        self.missing = missing
+
+
+@functools.cache
+def blocking_checks_by_asset() -> Mapping[dg.AssetKey, frozenset[str]]:
+    """The blocking checks the code location declares, per asset."""
+    from dataops_cv.definitions import defs  # the location imports this module: import lazily
+
+    graph = defs().resolve_asset_graph()
+    found: dict[dg.AssetKey, set[str]] = {}
+    for key in graph.asset_check_keys:
+        if graph.get_check_spec(key).blocking:
+            found.setdefault(key.asset_key, set()).add(key.name)
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+def unaudited(
+    instance: dg.DagsterInstance, run_id: str,
+    blocking: Mapping[dg.AssetKey, frozenset[str]],
+) -> list[str]:
+    """``asset:check`` for each blocking check of an asset materialized in the run that did not
+    pass in that same run: a run succeeding is not enough when its checks were left out."""
+    materialized: set[dg.AssetKey] = set()
+    passed: set[tuple[dg.AssetKey, str]] = set()
+    for entry in instance.all_logs(run_id, of_type={dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                                    dg.DagsterEventType.ASSET_CHECK_EVALUATION}):
+        event = entry.dagster_event
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            materialized.add(event.asset_key)
+        else:
+            evaluation = event.event_specific_data
+            if evaluation.passed:
+                passed.add((evaluation.asset_key, evaluation.check_name))
+    return sorted(
+        f"{key.to_user_string()}:{check}"
+        for key in materialized for check in blocking.get(key, ())
+        if (key, check) not in passed
+    )
+
+
 def publish_dagster_run(
-    instance: dg.DagsterInstance, run: dg.DagsterRun, lakefs: LakeFSResource
+    instance: dg.DagsterInstance, run: dg.DagsterRun, lakefs: LakeFSResource,
+    blocking: Mapping[dg.AssetKey, frozenset[str]] | None = None,
 ) -> PublishResult:
     """Merge a succeeded run's branch into main once and record main's commit on the run.
 
+    Args:
+        blocking: blocking checks per asset (default: those the code location declares).
+
     Raises:
+        UnauditedRunError: an asset was materialized without its blocking checks passing in the
+            run; main is unchanged and the refusal is recorded on the kept branch.
         MergeConflictError: main is unchanged, the branch is kept, and the conflict is recorded on
             the run's tags before the error propagates.
     """
     store = lakefs.store()
+    missing = unaudited(instance, run.run_id,
+                        blocking_checks_by_asset() if blocking is None else blocking)
+    if missing:
+        error = UnauditedRunError(missing)
+        instance.add_run_tags(run.run_id, {PUBLISH_STATUS_TAG: "unaudited",
+                                           RUN_BRANCH_TAG: run_branch_name(run.run_id)})
+        record_run_failure(store, run.run_id, "UNAUDITED", str(error), run_metadata(run))
+        raise error
     try:
         result = publish_run(store, run.run_id, run_metadata(run), lakefs.main_branch)
     except MergeConflictError as exc:

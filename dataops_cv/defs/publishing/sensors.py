@@ -3,8 +3,13 @@
 
 import dagster as dg
 
-from dataops_cv.defs.publishing.publish import publish_dagster_run, record_dagster_run_failure
+from dataops_cv.defs.publishing.publish import (
+    UnauditedRunError,
+    publish_dagster_run,
+    record_dagster_run_failure,
+)
 from dataops_cv.defs.resources import LakeFSResource
+from dataops_cv.lib.lakefs_store import MergeConflictError
 
 
 @dg.run_status_sensor(
@@ -15,7 +20,14 @@ from dataops_cv.defs.resources import LakeFSResource
     minimum_interval_seconds=5,
 )
 def publish_run_sensor(context: dg.RunStatusSensorContext, lakefs: LakeFSResource):
-    result = publish_dagster_run(context.instance, context.dagster_run, lakefs)
+    # A conflict or a missing blocking check will not heal by retrying: it is recorded on the run
+    # (publish-status tag) and on its kept branch, logged as an error, and the sensor moves on.
+    # Anything else (lakeFS unreachable) raises, so the daemon retries this run on the next tick.
+    try:
+        result = publish_dagster_run(context.instance, context.dagster_run, lakefs)
+    except (MergeConflictError, UnauditedRunError) as exc:
+        context.log.error(f"run {context.dagster_run.run_id} NOT published: {exc}")
+        return dg.SkipReason(f"run {context.dagster_run.run_id} not published: {exc}")
     context.log.info(
         f"run {context.dagster_run.run_id}: {result.status}, main {result.main_before[:12]} -> "
         f"{result.main_after[:12]} ({result.changed_paths} paths)"
