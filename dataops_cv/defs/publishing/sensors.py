@@ -40,25 +40,21 @@ def _failure_reason(context: dg.RunStatusSensorContext) -> str:
     return message or f"run ended with status {context.dagster_run.status.value}"
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.FAILURE,
-    name="failed_run_sensor",
-    description="Keeps a failed run's lakeFS branch for inspection and records the failure on it.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=5,
-)
-def failed_run_sensor(context: dg.RunStatusSensorContext, lakefs: LakeFSResource):
-    record_dagster_run_failure(context.instance, context.dagster_run, lakefs,
-                               _failure_reason(context))
+def _unpublished_run_sensor(status: dg.DagsterRunStatus, name: str) -> dg.SensorDefinition:
+    @dg.run_status_sensor(
+        run_status=status,
+        name=name,
+        description=f"Keeps a {status.value.lower()} run's lakeFS branch for inspection and "
+        "records why on it; main is never touched.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=5,
+    )
+    def _sensor(context: dg.RunStatusSensorContext, lakefs: LakeFSResource):
+        record_dagster_run_failure(context.instance, context.dagster_run, lakefs,
+                                   _failure_reason(context))
+
+    return _sensor
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.CANCELED,
-    name="canceled_run_sensor",
-    description="Keeps a canceled run's lakeFS branch for inspection and records it on it.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=5,
-)
-def canceled_run_sensor(context: dg.RunStatusSensorContext, lakefs: LakeFSResource):
-    record_dagster_run_failure(context.instance, context.dagster_run, lakefs,
-                               _failure_reason(context))
+failed_run_sensor = _unpublished_run_sensor(dg.DagsterRunStatus.FAILURE, "failed_run_sensor")
+canceled_run_sensor = _unpublished_run_sensor(dg.DagsterRunStatus.CANCELED, "canceled_run_sensor")
