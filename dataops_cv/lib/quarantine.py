@@ -35,6 +35,8 @@ QUARANTINE_SCHEMA = pa.schema(
         ("detail", pa.string()),
         ("sha256", pa.string()),  # of the kept bytes, when bytes were kept
         ("object_key", pa.string()),  # where the bytes are kept in lakeFS, if any
+        ("size", pa.int64()),  # source listing size and fingerprint, so an unchanged bad file
+        ("fingerprint", pa.string()),  # is not read again on the next run
     ]
 )
 
@@ -47,6 +49,8 @@ class QuarantineRecord:
     detail: str
     sha256: str | None = None
     object_key: str | None = None
+    size: int | None = None
+    fingerprint: str | None = None
 
     def row(self) -> dict:
         d = asdict(self)

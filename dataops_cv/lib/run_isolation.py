@@ -14,11 +14,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from dataops_cv.lib.concurrency import bounded_map
 from dataops_cv.lib.lakefs_store import (
     CommitInfo,
     LakeFSNoChanges,
@@ -100,20 +100,10 @@ class RunBranch:
         is never held in memory. Returns how many objects were uploaded. The first failure
         propagates (after in-flight uploads finish); nothing is committed by this call.
         """
-        uploaded = 0
-        pending: set[Future[bool]] = set()
+        def put(item: tuple[str, bytes | Path | Callable[[], IO[bytes]], str]) -> bool:
+            return self.put_content_addressed(*item)
 
-        def drain(futures: set[Future[bool]]) -> int:
-            return sum(f.result() for f in futures)
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lakefs-put") as pool:
-            for path, data, content_type in items:
-                if len(pending) >= 2 * workers:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    uploaded += drain(done)
-                pending.add(pool.submit(self.put_content_addressed, path, data, content_type))
-            uploaded += drain(pending)
-        return uploaded
+        return sum(bounded_map(put, items, workers, name="lakefs-put"))
 
     def exists(self, path: str) -> bool:
         return self.store.stat_object(self.branch, path) is not None
