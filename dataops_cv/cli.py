@@ -14,9 +14,6 @@ from pathlib import Path
 
 import yaml
 
-SUPPORTED_SOURCES = ("synthetic://",)
-
-
 def _latest_partition() -> str:
     from dataops_cv.defs.partitions import daily_partitions
 
@@ -110,15 +107,24 @@ def _prune(args: argparse.Namespace) -> int:
 # -- runs -----------------------------------------------------------------------------------------
 
 def _run_config(args: argparse.Namespace) -> dict:
-    if args.source and not args.source.startswith(SUPPORTED_SOURCES):
-        raise SystemExit(
-            f"--source {args.source}: this version ingests from {', '.join(SUPPORTED_SOURCES)} only"
-        )
-    if args.format not in ("auto",):
-        raise SystemExit(f"--format {args.format}: importers are not available in this version")
+    """Run config from --config, with --source/--format (when given) set on the capture source."""
     config: dict = {}
     if args.config:
         config = yaml.safe_load(Path(args.config).read_text()) or {}
+    source: dict = {}
+    if args.source:
+        if not args.source.startswith(("synthetic://", "s3://", "file://")):
+            path = Path(args.source).expanduser()
+            if not path.is_dir():
+                raise SystemExit(f"--source {args.source}: no such folder")
+            args.source = str(path.resolve())
+        source["uri"] = args.source
+    if args.format:
+        source["format"] = args.format
+    if source:
+        resources = config.setdefault("resources", {})
+        capture = resources.setdefault("capture_source", {}).setdefault("config", {})
+        capture.update(source)
     return config
 
 
@@ -230,9 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     lk.set_defaults(func=cmd_lakefs)
 
     def run_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--source", default="synthetic://", help="where frames come from")
-        sp.add_argument("--format", default="auto",
-                        choices=["auto", "coco", "voc", "yolo", "labelstudio"])
+        sp.add_argument("--source", help="folder, file://, s3://bucket/prefix or synthetic:// "
+                        "(default: $DATAOPS_CV_SOURCE or synthetic://)")
+        sp.add_argument("--format", choices=["auto", "images", "coco", "voc", "yolo", "labelstudio"],
+                        help="dataset format of the source (default: auto-detect)")
         sp.add_argument("--config", help="YAML/JSON Dagster run config file")
         sp.add_argument("--json", action="store_true", help="print one JSON report")
         sp.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],

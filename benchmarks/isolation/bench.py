@@ -78,8 +78,8 @@ def dagster_run(objects: int) -> float:
             t = time.perf_counter()
             report = run_pipeline(
                 "2026-01-15", instance=instance,
-                run_config={"ops": {"raw_frames": {"config": {"frames": objects, "width": 96,
-                                                              "height": 96}}}},
+                run_config={"resources": {"capture_source": {"config": {
+                    "synthetic_frames": objects, "synthetic_width": 96, "synthetic_height": 96}}}},
             )
             assert report.status == "SUCCESS", report.error
             return time.perf_counter() - t

@@ -70,7 +70,8 @@ def test_failed_run_sensor_keeps_and_marks_the_branch(lakefs, store, dagster_ins
     sensor = defs().resolve_sensor_def("failed_run_sensor")
     start = _tick(sensor, dagster_instance, lakefs, None)
     main_before = store.head("main")
-    bad = {"ops": {"raw_frames": {"config": {"width": 16, "height": 16}}}}
+    bad = {"resources": {"capture_source": {"config": {"synthetic_width": 16,
+                                                            "synthetic_height": 16}}}}
     result = _run_without_publishing(dagster_instance, monkeypatch, "2026-03-02", bad)
     assert not result.success
 

@@ -4,7 +4,7 @@ import dagster as dg
 
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import open_run_branch
-from dataops_cv.defs.resources import LakeFSResource, lakefs_resource_from_env
+from dataops_cv.defs.resources import LakeFSResource, lakefs_resource_from_env, resources
 
 WRITES_BEFORE_FAILURE = 3
 
@@ -38,6 +38,6 @@ def unchecked_job() -> dg.JobDefinition:
         jobs=[dg.define_asset_job("unchecked_job",
                                   selection=dg.AssetSelection.assets(raw_frames).without_checks(),
                                   partitions_def=daily_partitions)],
-        resources={"lakefs": lakefs_resource_from_env()},
+        resources=resources().resources,
     )
     return defs.resolve_job_def("unchecked_job")

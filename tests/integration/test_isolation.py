@@ -36,7 +36,8 @@ def _cli(*args: str, tmp_path: Path, **kwargs) -> subprocess.Popen | subprocess.
 
 def _config(tmp_path: Path, **raw_frames) -> str:
     path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.json"
-    path.write_text(json.dumps({"ops": {"raw_frames": {"config": raw_frames}}}))
+    path.write_text(json.dumps({"resources": {"capture_source": {"config": {
+        f"synthetic_{k}": v for k, v in raw_frames.items()}}}}))
     return str(path)
 
 
@@ -159,14 +160,15 @@ def test_rerun_with_same_inputs_changes_nothing_on_main(store, dagster_instance)
     assert second.main_after == first.main_after == store.head("main")
     assert _main_objects(store) == objects
     assert list(store.diff(first.main_after, "main")) == []
-    assert second.counts["uploaded"] == 0 and second.counts["already_stored"] == 24
+    assert second.counts["read"] == 0 and second.counts["unchanged"] == 24  # nothing re-read
+    assert second.counts["uploaded"] == 0
 
 
 def test_conflicting_publish_fails_loudly_and_main_keeps_the_first(store, dagster_instance,
                                                                     tmp_path):
     base = store.head("main")
     first = run_pipeline(PARTITION, instance=dagster_instance)
-    other = {"ops": {"raw_frames": {"config": {"seed": 7}}}}
+    other = {"resources": {"capture_source": {"config": {"synthetic_seed": 7}}}}
     second = run_pipeline(PARTITION, instance=dagster_instance, run_config=other,
                           extra_tags={"dataops-cv/base-commit": base})
     assert second.status == "FAILURE" and second.publish_status == "conflict"
@@ -196,7 +198,8 @@ def test_four_partitions_concurrently_publish_four_isolated_merges(store, tmp_pa
         table_path = table_key("raw_frames", partition)
         own_frames = set(from_parquet_bytes(store.get_object(merge.id, table_path))
                          ["object_key"].to_pylist())
-        assert brought == own_frames | {table_path}, f"run for {partition} wrote outside it"
+        tables = {table_path, f"quarantine/raw_frames/date={partition}/_quarantine.parquet"}
+        assert brought == own_frames | tables, f"run for {partition} wrote outside it"
     for partition in partitions:
         assert store.stat_object("main", table_key("raw_frames", partition)) is not None
     assert store.head("main") != main_before

@@ -1,105 +1,85 @@
-"""Acquisition: capture frames into content-addressed lakeFS objects plus a per-day table."""
-
-
-import pyarrow as pa
+"""Acquisition: capture files into content-addressed lakeFS objects plus per-day tables."""
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
+
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import commit_metadata, open_run_branch
-from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.layout import frame_key, table_key
-from dataops_cv.lib.synthetic import generate_frames
+from dataops_cv.defs.resources import CaptureSourceResource, LakeFSResource
+from dataops_cv.lib.ingest import FRAMES_SCHEMA, ingest_images
+from dataops_cv.lib.layout import table_key
+from dataops_cv.lib.previews import grid_png, markdown_image
+from dataops_cv.lib.quarantine import QUARANTINE_SCHEMA
 from dataops_cv.lib.run_isolation import RunBranch
 from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, to_parquet_bytes
 
-RAW_FRAMES_SCHEMA = pa.schema(
-    [
-        ("sha256", pa.string()),
-        ("object_key", pa.string()),
-        ("source_uri", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("channels", pa.int8()),
-        ("mode", pa.string()),
-        ("format", pa.string()),
-        ("bytes", pa.int64()),
-        ("capture_time", pa.timestamp("ms", tz="UTC")),
-        ("device_id", pa.string()),
-    ]
-)
+PREVIEW_FRAMES = 12
 
 
-def previous_hashes(run: RunBranch, table_path: str) -> set[str]:
-    """Content hashes listed in this partition's table on the branch (empty if none yet)."""
-    if not run.exists(table_path):
-        return set()
-    return set(from_parquet_bytes(run.read(table_path)).column("sha256").to_pylist())
+def quarantine_table_key(asset: str, partition: str) -> str:
+    return f"quarantine/{asset}/date={partition}/_quarantine.parquet"
 
 
-class RawFramesConfig(dg.Config):
-    """Synthetic capture settings (the demo source)."""
-
-    frames: int = 24
-    width: int = 320
-    height: int = 240
-    seed: int = 0
+def read_table_rows(run: RunBranch, path: str) -> list[dict]:
+    """Rows of a table on the run branch (as of its base plus this run), or [] if absent."""
+    if not run.exists(path):
+        return []
+    return from_parquet_bytes(run.read(path)).to_pylist()
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="acquisition",
     kinds={"lakefs", "parquet", "image"},
-    code_version="1",
+    code_version="2",
 )
 def raw_frames(
-    context: dg.AssetExecutionContext, config: RawFramesConfig, lakefs: LakeFSResource
+    context: dg.AssetExecutionContext,
+    lakefs: LakeFSResource,
+    capture_source: CaptureSourceResource,
+    s3: S3Resource,
 ) -> dg.MaterializeResult:
-    """One capture day of frames: image bytes under frames/<sha256> and a metadata table."""
+    """One day's frames: image bytes under frames/<sha256>, a metadata table, and a quarantine
+    table (with the bytes kept) for every file that could not be used."""
     partition = context.partition_key
     run = open_run_branch(context, lakefs, context.asset_key)
+    source = capture_source.drop(partition, s3)
     table_path = table_key("raw_frames", partition)
-    # Hashes this partition already stored (as of the run's base): skipped without a lakeFS call.
-    known = previous_hashes(run, table_path)
-    rows: list[dict] = []
+    q_path = quarantine_table_key("raw_frames", partition)
+    context.log.info(f"ingesting {source.uri} into {run.branch} ({table_path})")
 
-    def uploads():
-        for frame in generate_frames(
-            config.seed, partition, config.frames, config.width, config.height
-        ):
-            key = frame_key(frame.sha256, "png")
-            rows.append(
-                {
-                    "sha256": frame.sha256,
-                    "object_key": key,
-                    "source_uri": frame.source_uri,
-                    "width": frame.width,
-                    "height": frame.height,
-                    "channels": 3,
-                    "mode": "RGB",
-                    "format": "png",
-                    "bytes": len(frame.data),
-                    "capture_time": frame.capture_time,
-                    "device_id": frame.device_id,
-                }
-            )
-            if frame.sha256 not in known:
-                yield key, frame.data, "image/png"
-
-    uploaded = run.put_content_addressed_many(uploads())
-    run.put(table_path, to_parquet_bytes(rows, RAW_FRAMES_SCHEMA), PARQUET_CONTENT_TYPE)
-    commit = run.commit(f"raw_frames {partition}: {len(rows)} frames")
-    preview = "\n".join(
-        ["| sha256 | size | capture_time |", "|---|---|---|"]
-        + [f"| `{r['sha256'][:12]}` | {r['width']}x{r['height']} | {r['capture_time']:%H:%M:%S.%f} |"
-           for r in rows[:10]]
+    result = ingest_images(
+        source,
+        partition,
+        previous_rows=read_table_rows(run, table_path),
+        previous_quarantine=read_table_rows(run, q_path),
+        put=run.put_content_addressed,
+        max_pixels=capture_source.max_pixels,
+        progress=lambda done, total: context.log.info(f"read {done}/{total} new or changed files"),
     )
+    run.put(table_path, to_parquet_bytes(result.rows, FRAMES_SCHEMA), PARQUET_CONTENT_TYPE)
+    run.put(q_path, to_parquet_bytes([q.row() for q in result.quarantine], QUARANTINE_SCHEMA),
+            PARQUET_CONTENT_TYPE)
+    c = result.counts
+    commit = run.commit(
+        f"raw_frames {partition}: {c['ingested']} frames, {c['quarantined']} quarantined",
+        {"source_uri": source.uri},
+    )
+    preview = [(run.read(r["object_key"]), []) for r in result.rows[:PREVIEW_FRAMES]]
+    reasons: dict[str, int] = {}
+    for q in result.quarantine:
+        reasons[str(q.reason)] = reasons.get(str(q.reason), 0) + 1
     return dg.MaterializeResult(
         metadata={
             **commit_metadata(run, commit.id),
-            "count_ingested": len(rows),
-            "count_uploaded": uploaded,
-            "count_already_stored": len(rows) - uploaded,
+            **{f"count_{k}": v for k, v in c.items() if k != "bytes_read"},
+            "bytes_read": dg.MetadataValue.int(c["bytes_read"]),
+            "bytes_total": dg.MetadataValue.int(sum(int(r["size"]) for r in result.rows)),
+            "source": dg.MetadataValue.text(source.uri),
             "table": dg.MetadataValue.path(table_path),
-            "preview": dg.MetadataValue.md(preview),
+            "quarantine_table": dg.MetadataValue.path(q_path),
+            "quarantine_reasons": dg.MetadataValue.json(reasons),
+            "preview": dg.MetadataValue.md(markdown_image(grid_png(preview)) if preview else
+                                           "_no frames_"),
         }
     )
