@@ -301,12 +301,14 @@ class LakeFSStore:
 
     def put_object(
         self, branch: str, path: str, data: bytes | Path | Callable[[], IO[bytes]],
-        content_type: str = "application/octet-stream",
-    ) -> ObjectInfo:
+        content_type: str = "application/octet-stream", if_absent: bool = False,
+    ) -> ObjectInfo | None:
         """Upload one object, streaming from a file when given a path or an opener.
 
         ``data`` may be bytes, a file path, or a zero-argument callable returning a fresh binary
         stream (called again on retry, so a retried upload never sends a half-read stream).
+        With ``if_absent`` the upload is conditional (``If-None-Match: *``): one call instead of
+        a stat plus an upload, and None is returned when the path already holds an object.
         """
         if isinstance(data, (bytes, bytearray, memoryview)):
             payload = bytes(data)
@@ -321,9 +323,16 @@ class LakeFSStore:
         headers = {"Content-Type": content_type}
         if size is not None:
             headers["Content-Length"] = str(size)
+        if if_absent:
+            headers["If-None-Match"] = "*"
         url = self._url("repositories", self.repository, "branches", branch, "objects", path=path)
-        resp = self._http_request(f"upload {branch}:{path}", "POST", url,
-                                  body_factory=factory, headers=headers)
+        try:
+            resp = self._http_request(f"upload {branch}:{path}", "POST", url,
+                                      body_factory=factory, headers=headers)
+        except LakeFSError as exc:
+            if if_absent and exc.status == 412:
+                return None
+            raise
         stats = json.loads(resp.data)
         return ObjectInfo(path=stats["path"], checksum=stats["checksum"],
                           size=stats.get("size_bytes", size or 0),

@@ -72,6 +72,7 @@ class RunBranch:
         content_type: str = "application/octet-stream",
     ) -> ObjectInfo:
         info = self.store.put_object(self.branch, path, data, content_type)
+        assert info is not None  # unconditional uploads always store
         with self._lock:
             self.written.append(info)
         return info
@@ -79,15 +80,17 @@ class RunBranch:
     def put_content_addressed(
         self, path: str, data: bytes | Path | Callable[[], IO[bytes]], content_type: str
     ) -> bool:
-        """Upload unless the key already exists; return whether bytes were sent.
+        """Upload unless the key already exists; return whether a new object was stored.
 
-        The key is derived from the content hash, so an existing key already holds these bytes.
+        The key is derived from the content hash, so an existing key already holds these bytes;
+        one conditional upload decides it (no separate existence check).
         """
-        if self.store.stat_object(self.branch, path) is not None:
-            with self._lock:
+        info = self.store.put_object(self.branch, path, data, content_type, if_absent=True)
+        with self._lock:
+            if info is None:
                 self.skipped += 1
-            return False
-        self.put(path, data, content_type)
+                return False
+            self.written.append(info)
         return True
 
     def put_content_addressed_many(

@@ -55,6 +55,13 @@ def test_commit_merge_diff_log_tag(store: LakeFSStore):
         store.create_tag("v1", main_before, exist_ok=True)
 
 
+def test_conditional_upload_stores_only_when_absent(store: LakeFSStore):
+    store.create_branch("w", "main")
+    assert store.put_object("w", "k", b"first", if_absent=True) is not None
+    assert store.put_object("w", "k", b"second", if_absent=True) is None
+    assert store.get_object("w", "k") == b"first"
+
+
 def test_identical_rewrite_is_no_change(store: LakeFSStore):
     store.create_branch("w", "main")
     store.put_object("w", "x.bin", b"same", "image/png")
