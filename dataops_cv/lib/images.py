@@ -99,6 +99,9 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
         return Rejected(Reason.NOT_AN_IMAGE, "not a readable image format", sha)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return Rejected(Reason.DECOMPRESSION_BOMB, str(exc), sha)
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Recognised as an image, but its header ends early or is corrupt.
+        return Rejected(Reason.TRUNCATED_IMAGE, f"header does not parse: {exc}", sha)
     with img:
         w, h = img.size
         if w * h > max_pixels:

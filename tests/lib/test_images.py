@@ -40,11 +40,13 @@ RGB = Image.new("RGB", (64, 48), (10, 120, 200))
         (encode(Image.effect_noise((256, 256), 64), "PNG")[:3000], Reason.TRUNCATED_IMAGE),
         (encode(Image.effect_noise((256, 256), 64).convert("RGB"), "JPEG")[:1500],
          Reason.TRUNCATED_IMAGE),
+        (encode(RGB, "JPEG", exif=Image.Exif())[:200], Reason.TRUNCATED_IMAGE),
         (b"just some text pretending to be a .jpg\n" * 10, Reason.NOT_AN_IMAGE),
         (png_header_only(50_000, 50_000), Reason.DECOMPRESSION_BOMB),
         (encode(Image.new("F", (8, 8)), "TIFF"), Reason.UNSUPPORTED_IMAGE_MODE),
     ],
-    ids=["zero-byte", "truncated-png", "truncated-jpeg", "not-an-image", "bomb", "float"],
+    ids=["zero-byte", "truncated-png", "truncated-jpeg", "truncated-jpeg-header", "not-an-image",
+         "bomb", "float"],
 )
 def test_unusable_bytes_are_rejected_with_their_reason(data: bytes, reason: Reason):
     result = inspect_image(data)

@@ -6,7 +6,9 @@ from dagster_aws.s3 import S3Resource
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import commit_metadata, open_run_branch
 from dataops_cv.defs.resources import CaptureSourceResource, LakeFSResource
+from dataops_cv.lib.annotations import ANNOTATION_SCHEMA
 from dataops_cv.lib.ingest import FRAMES_SCHEMA, ingest_images
+from dataops_cv.lib.labels import import_annotations
 from dataops_cv.lib.layout import table_key
 from dataops_cv.lib.previews import grid_png, markdown_image
 from dataops_cv.lib.quarantine import QUARANTINE_SCHEMA
@@ -81,5 +83,60 @@ def raw_frames(
             "quarantine_reasons": dg.MetadataValue.json(reasons),
             "preview": dg.MetadataValue.md(markdown_image(grid_png(preview)) if preview else
                                            "_no frames_"),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="acquisition",
+    kinds={"lakefs", "parquet"},
+    deps=[raw_frames],
+    code_version="1",
+)
+def imported_annotations(
+    context: dg.AssetExecutionContext,
+    lakefs: LakeFSResource,
+    capture_source: CaptureSourceResource,
+    s3: S3Resource,
+) -> dg.MaterializeResult:
+    """One day's labels shipped with the source dataset (COCO, VOC, YOLO or Label Studio), as
+    the canonical annotation table keyed by image hash, plus a quarantine table."""
+    partition = context.partition_key
+    run = open_run_branch(context, lakefs, context.asset_key)
+    frames = read_table_rows(run, table_key("raw_frames", partition))
+    source = capture_source.drop(partition, s3)
+    result = import_annotations(source, capture_source.format, frames)
+    for line in result.notes:
+        context.log.warning(line)
+    table_path = table_key("imported_annotations", partition)
+    q_path = quarantine_table_key("imported_annotations", partition)
+    run.put(table_path, to_parquet_bytes(result.rows, ANNOTATION_SCHEMA), PARQUET_CONTENT_TYPE)
+    run.put(q_path, to_parquet_bytes([q.row() for q in result.quarantine], QUARANTINE_SCHEMA),
+            PARQUET_CONTENT_TYPE)
+    commit = run.commit(
+        f"imported_annotations {partition}: {len(result.rows)} boxes ({result.format}), "
+        f"{len(result.quarantine)} quarantined"
+    )
+    by_sha: dict[str, list] = {}
+    for r in result.rows:
+        by_sha.setdefault(r["image_sha256"], []).append(
+            (r["class_name"], r["x_min"], r["y_min"], r["x_max"], r["y_max"]))
+    keys = {f["sha256"]: f["object_key"] for f in frames}
+    preview = [(run.read(keys[sha]), boxes) for sha, boxes in list(by_sha.items())[:PREVIEW_FRAMES]]
+    classes: dict[str, int] = {}
+    for r in result.rows:
+        classes[r["class_name"]] = classes.get(r["class_name"], 0) + 1
+    return dg.MaterializeResult(
+        metadata={
+            **commit_metadata(run, commit.id),
+            "count_annotations": len(result.rows),
+            "count_annotations_quarantined": len(result.quarantine),
+            "format": dg.MetadataValue.text(result.format),
+            "class_counts": dg.MetadataValue.json(classes),
+            "table": dg.MetadataValue.path(table_path),
+            "quarantine_table": dg.MetadataValue.path(q_path),
+            "preview": dg.MetadataValue.md(markdown_image(grid_png(preview)) if preview else
+                                           "_no labeled frames_"),
         }
     )
