@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import tempfile
 import uuid
+import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +83,55 @@ def dagster_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
         yield instance
+
+
+# Real public data: the Pascal VOC tree crowns shipped in the deepforest 2.1.0 wheel
+
+DEEPFOREST = "deepforest==2.1.0"
+DEEPFOREST_WHEEL = "deepforest-2.1.0-py3-none-any.whl"
+DEEPFOREST_CACHE = Path.home() / ".cache" / "dataops-cv" / "testdata" / "deepforest-2.1.0"
+
+
+def _write_once(dest: Path, data: bytes) -> None:
+    if dest.is_file() and dest.stat().st_size == len(data):
+        return
+    tmp = dest.with_name(dest.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)  # never leave a half-written file for the next session
+
+
+@pytest.fixture(scope="session")
+def deepforest_data() -> Path:
+    """The wheel's VOC XML files and the images they name, extracted into the user cache."""
+    DEEPFOREST_CACHE.mkdir(parents=True, exist_ok=True)
+    wheel = DEEPFOREST_CACHE / DEEPFOREST_WHEEL
+    if not wheel.is_file():
+        with tempfile.TemporaryDirectory(dir=DEEPFOREST_CACHE) as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", DEEPFOREST, "-d", tmp]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            got = Path(tmp) / DEEPFOREST_WHEEL
+            if proc.returncode != 0 or not got.is_file():
+                pytest.fail(f"could not fetch the test data wheel: `{' '.join(cmd)}` exited "
+                            f"{proc.returncode}:\n{proc.stderr[-2000:]}\nIt needs PyPI access; "
+                            f"or put {DEEPFOREST_WHEEL} into {DEEPFOREST_CACHE} by hand.",
+                            pytrace=False)
+            os.replace(got, wheel)
+    data = DEEPFOREST_CACHE / "data"
+    data.mkdir(exist_ok=True)
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            members = set(zf.namelist())
+            xmls = sorted(n for n in members
+                          if n.startswith("deepforest/data/") and n.endswith(".xml"))
+            for name in xmls:
+                xml_bytes = zf.read(name)
+                image = f"deepforest/data/{ET.fromstring(xml_bytes).findtext('filename')}"
+                if image not in members:
+                    pytest.fail(f"{wheel}: {name} names {image}, which the wheel lacks",
+                                pytrace=False)
+                _write_once(data / Path(name).name, xml_bytes)
+                _write_once(data / Path(image).name, zf.read(image))
+    except zipfile.BadZipFile as exc:
+        pytest.fail(f"{wheel} is not a valid wheel ({exc}); delete it to download it again",
+                    pytrace=False)
+    return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -87,3 +88,28 @@ def test_folder_source_from_the_command_line_with_honest_counts(store, tmp_path)
                                       timeout=300).stdout)
     assert rerun["counts"]["read"] == 1 and rerun["counts"]["uploaded"] == 1
     assert rerun["counts"]["ingested"] == 6
+
+
+def test_voc_folder_a_new_user_points_at(store, deepforest_data, tmp_path):
+    """`run --source DIR --format voc` on a real public VOC set: frames and labels published."""
+    root = tmp_path / "trees"
+    for path in sorted(deepforest_data.iterdir()):
+        sub = "Annotations" if path.suffix == ".xml" else "JPEGImages"
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, root / sub / path.name)
+    env = {**os.environ, "DATAOPS_CV_HOME": str(tmp_path / "state")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dataops_cv.cli", "run", "--source", str(root), "--format", "voc",
+         "--partition", "2026-01-01", "--json"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    c = report["counts"]
+    assert (c["ingested"], c["quarantined"]) == (4, 0)
+    assert (c["annotations"], c["annotations_quarantined"]) == (951, 0)
+    labels = from_parquet_bytes(store.get_object(
+        "main", table_key("imported_annotations", "2026-01-01")))
+    frames = from_parquet_bytes(store.get_object("main", table_key("raw_frames", "2026-01-01")))
+    assert labels.num_rows == 951
+    assert set(labels["image_sha256"].to_pylist()) == set(frames["sha256"].to_pylist())
+    assert sorted(set(labels["class_name"].to_pylist())) == ["Alive", "Dead", "Tree"]

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from dataops_cv.defs.publishing.run_branch import MAIN_COMMIT_TAG
 from dataops_cv.lib.layout import table_key
