@@ -11,12 +11,13 @@ def test_definitions_load_and_validate():
     d = defs()
     dg.Definitions.validate_loadable(d)
     repo = d.get_repository_def()
-    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} >= {"raw_frames"}
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} >= {
+        "raw_frames", "imported_annotations"}
     assert {s.name for s in repo.schedule_defs} == {"nightly_schedule"}
     assert {s.name for s in repo.sensor_defs} >= {
-        "publish_run_sensor", "failed_run_sensor", "canceled_run_sensor"}
+        "publish_run_sensor", "failed_run_sensor", "canceled_run_sensor", "new_drop_sensor"}
     assert d.resolve_job_def(DATAOPS_JOB).partitions_def is not None
-    assert "lakefs" in repo.get_top_level_resources()
+    assert {"lakefs", "capture_source", "s3"} <= repo.get_top_level_resources().keys()
 
 
 def test_resolution_check_is_blocking():
