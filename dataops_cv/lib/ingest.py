@@ -13,7 +13,7 @@ stays the frame.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -115,29 +115,35 @@ def ingest_images(
     """
     prev = {str(r["source_uri"]): dict(r) for r in previous_rows}
     prev_q = {str(r["source_uri"]): dict(r) for r in previous_quarantine}
-    listed: list[SourceObject] = []
-    ignored = 0
-    for obj in source.list():
-        if obj.is_image:
-            listed.append(obj)
-        else:
-            ignored += 1  # annotation files and sensor logs have assets of their own
-
     rows: dict[str, dict] = {}
     quarantine: dict[str, QuarantineRecord] = {}
-    to_read: list[SourceObject] = []
-    for obj in listed:
-        old = prev.get(obj.uri)
-        old_q = prev_q.get(obj.uri)
-        if old and old["size"] == obj.size and old["fingerprint"] == obj.fingerprint:
-            rows[obj.uri] = old
-        elif old_q and old_q.get("size") == obj.size and old_q.get("fingerprint") == obj.fingerprint:
-            quarantine[obj.uri] = QuarantineRecord(**{**old_q, "reason": Reason(old_q["reason"])})
-            if old:  # a name conflict seen before: the earlier version stays the frame
+    listed_uris: set[str] = set()
+    stats = {"listed": 0, "ignored": 0, "unchanged": 0, "read": 0}
+
+    def to_read() -> Iterator[SourceObject]:
+        """The listing, streamed: unchanged files are settled here, the rest go on to be read
+        (no list of every file is held)."""
+        for obj in source.list():
+            if not obj.is_image:
+                stats["ignored"] += 1  # annotation files and sensor logs have assets of their own
+                continue
+            stats["listed"] += 1
+            listed_uris.add(obj.uri)
+            old = prev.get(obj.uri)
+            old_q = prev_q.get(obj.uri)
+            if old and old["size"] == obj.size and old["fingerprint"] == obj.fingerprint:
                 rows[obj.uri] = old
-        else:
-            to_read.append(obj)
-    unchanged = len(listed) - len(to_read)
+                stats["unchanged"] += 1
+            elif (old_q and old_q.get("size") == obj.size
+                  and old_q.get("fingerprint") == obj.fingerprint):
+                quarantine[obj.uri] = QuarantineRecord(
+                    **{**old_q, "reason": Reason(old_q["reason"])})
+                if old:  # a name conflict seen before: the earlier version stays the frame
+                    rows[obj.uri] = old
+                stats["unchanged"] += 1
+            else:
+                stats["read"] += 1
+                yield obj
 
     def process(obj: SourceObject) -> tuple[SourceObject, dict | None, QuarantineRecord | None,
                                             bool, int]:
@@ -164,7 +170,7 @@ def ingest_images(
         return obj, row, None, uploaded, len(data)
 
     uploaded = bytes_read = done = 0
-    for obj, row, record, sent, nbytes in bounded_map(process, to_read, workers, name="ingest"):
+    for obj, row, record, sent, nbytes in bounded_map(process, to_read(), workers, name="ingest"):
         bytes_read += nbytes
         uploaded += sent
         if row is not None:
@@ -175,10 +181,11 @@ def ingest_images(
             if record.reason == Reason.NAME_CONFLICT:
                 rows[obj.uri] = prev[obj.uri]
         done += 1
-        if progress and (done % 500 == 0 or done == len(to_read)):
-            progress(done, len(to_read))
+        if progress and done % 500 == 0:
+            progress(done, stats["read"])
+    if progress and done:
+        progress(done, stats["read"])
 
-    listed_uris = {o.uri for o in listed}
     kept_missing = [r for uri, r in prev.items() if uri not in listed_uris]
     for r in kept_missing:
         rows[str(r["source_uri"])] = r
@@ -195,15 +202,15 @@ def ingest_images(
         rows=ordered,
         quarantine=records,
         counts={
-            "listed": len(listed),
+            "listed": stats["listed"],
             "ingested": len(ordered),
             "quarantined": len(records),
             "duplicates": duplicates,
-            "read": len(to_read),
-            "unchanged": unchanged,
+            "read": stats["read"],
+            "unchanged": stats["unchanged"],
             "uploaded": uploaded,
             "bytes_read": bytes_read,
             "missing_from_source": len(kept_missing),
-            "ignored_non_images": ignored,
+            "ignored_non_images": stats["ignored"],
         },
     )
