@@ -79,7 +79,8 @@ def dagster_run(objects: int) -> float:
             report = run_pipeline(
                 "2026-01-15", instance=instance,
                 run_config={"resources": {"capture_source": {"config": {
-                    "synthetic_frames": objects, "synthetic_width": 96, "synthetic_height": 96}}}},
+                    "synthetic_frames": objects, "synthetic_cameras": ["cam_front"],
+                    "synthetic_width": 96, "synthetic_height": 96}}}},
             )
             assert report.status == "SUCCESS", report.error
             return time.perf_counter() - t

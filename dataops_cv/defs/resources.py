@@ -2,7 +2,10 @@
 
 
 import functools
+import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +13,7 @@ from dagster_aws.s3 import S3Resource
 
 from dataops_cv.lib.lakefs_store import LakeFSConfig, LakeFSStore
 from dataops_cv.lib.sources import Source, open_source, partition_source
-from dataops_cv.lib.synthetic import generate_frames
+from dataops_cv.lib.synthetic import DefectConfig, SceneConfig, write_drop
 
 
 @functools.cache
@@ -55,9 +58,13 @@ class CaptureSourceResource(dg.ConfigurableResource):
     uri: str = SYNTHETIC_SCHEME
     format: str = "auto"  # auto | images | coco | voc | yolo | labelstudio
     synthetic_seed: int = 0
-    synthetic_frames: int = 24
+    synthetic_sessions: int = 1
+    synthetic_frames: int = 12  # per session and camera
+    synthetic_cameras: list[str] = ["cam_front", "cam_left"]
     synthetic_width: int = 320
     synthetic_height: int = 240
+    synthetic_image_format: str = "png"
+    synthetic_defects: bool = False  # plant the generator's default mix of bad files and labels
     cache_dir: str = ".dataops-cv/cache"
     max_pixels: int = 100_000_000
 
@@ -72,20 +79,34 @@ class CaptureSourceResource(dg.ConfigurableResource):
         source = open_source(self.uri, s3.get_client if s3 is not None else None)
         return partition_source(source, partition)
 
+    def scene_config(self) -> SceneConfig:
+        return SceneConfig(
+            seed=self.synthetic_seed,
+            sessions_per_day=self.synthetic_sessions,
+            frames_per_session=self.synthetic_frames,
+            cameras=tuple(self.synthetic_cameras),
+            width=self.synthetic_width,
+            height=self.synthetic_height,
+            image_format=self.synthetic_image_format,
+            defects=DefectConfig() if self.synthetic_defects else DefectConfig.none(),
+        )
+
     def _synthetic_drop(self, partition: str) -> Path:
-        root = (Path(self.cache_dir) / "synthetic"
-                / f"seed={self.synthetic_seed}-n={self.synthetic_frames}"
-                  f"-{self.synthetic_width}x{self.synthetic_height}" / partition)
-        marker = root / ".complete"
-        if not marker.exists():
-            # Written once per settings and day; the files' mtimes then stay put, so reruns see
-            # an unchanged listing exactly as they would for a real rig's drop.
-            (root / "images").mkdir(parents=True, exist_ok=True)
-            for i, frame in enumerate(generate_frames(self.synthetic_seed, partition,
-                                                      self.synthetic_frames, self.synthetic_width,
-                                                      self.synthetic_height)):
-                (root / "images" / f"{i:06d}.png").write_bytes(frame.data)
-            marker.touch()
+        config = self.scene_config()
+        key = hashlib.sha256(repr(config).encode()).hexdigest()[:12]
+        root = Path(self.cache_dir).resolve() / "synthetic" / key / partition
+        if not root.exists():
+            # Generated once per settings and day, then renamed into place whole: the files'
+            # mtimes stay put, so reruns see an unchanged listing as for a real rig's drop.
+            root.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{partition}-"))
+            write_drop(config, partition, tmp / "drop")
+            try:
+                (tmp / "drop").rename(root)
+            except OSError:
+                if not root.exists():  # lost a race to an identical drop: use that one
+                    raise
+            shutil.rmtree(tmp, ignore_errors=True)
         return root
 
 

@@ -58,8 +58,11 @@ def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instan
     assert merge.metadata["dagster_run_id"] == report.run_id
     assert merge.metadata["dagster_partition_key"] == PARTITION
     assert merge.metadata["dagster_job"] == "dataops_job"
-    asset_commit = store.get_commit(merge.parents[1])
-    assert asset_commit.metadata["dagster_asset_key"] == "raw_frames"
+    run_commits = {c.metadata.get("dagster_asset_key"): c
+                   for c in store.log(merge.parents[1], amount=10)
+                   if c.metadata.get("dagster_run_id") == report.run_id}
+    assert run_commits.keys() == {"raw_frames", "imported_annotations"}  # one per asset
+    asset_commit = run_commits["raw_frames"]
     assert asset_commit.metadata["dagster_run_id"] == report.run_id
     assert asset_commit.metadata["code_version"]
 
@@ -124,7 +127,7 @@ def test_run_without_its_blocking_checks_is_not_published(store, dagster_instanc
 def test_kill_9_mid_write_then_rerun_publishes(store, dagster_instance, tmp_path):
     main_before = store.head("main")
     proc = _cli("run", "--partition", PARTITION, "--json",
-                "--config", _config(tmp_path, frames=3000), tmp_path=tmp_path, background=True)
+                "--config", _config(tmp_path, frames=1500), tmp_path=tmp_path, background=True)
     try:
         deadline = time.monotonic() + 180
         staged = 0
@@ -197,7 +200,9 @@ def test_four_partitions_concurrently_publish_four_isolated_merges(store, tmp_pa
         table_path = table_key("raw_frames", partition)
         own_frames = set(from_parquet_bytes(store.get_object(merge.id, table_path))
                          ["object_key"].to_pylist())
-        tables = {table_path, f"quarantine/raw_frames/date={partition}/_quarantine.parquet"}
+        tables = {table_path, f"quarantine/raw_frames/date={partition}/_quarantine.parquet",
+                  table_key("imported_annotations", partition),
+                  f"quarantine/imported_annotations/date={partition}/_quarantine.parquet"}
         assert brought == own_frames | tables, f"run for {partition} wrote outside it"
     for partition in partitions:
         assert store.stat_object("main", table_key("raw_frames", partition)) is not None
