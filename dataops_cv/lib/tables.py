@@ -13,7 +13,10 @@ PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
 
 def to_parquet_bytes(rows: Sequence[dict], schema: pa.Schema) -> bytes:
-    table = pa.Table.from_pylist(list(rows), schema=schema)
+    return table_to_parquet_bytes(pa.Table.from_pylist(list(rows), schema=schema))
+
+
+def table_to_parquet_bytes(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd", write_statistics=True, store_schema=True)
     return buf.getvalue()

@@ -61,7 +61,7 @@ def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instan
     run_commits = {c.metadata.get("dagster_asset_key"): c
                    for c in store.log(merge.parents[1], amount=10)
                    if c.metadata.get("dagster_run_id") == report.run_id}
-    assert run_commits.keys() == {"raw_frames", "imported_annotations"}  # one per asset
+    assert run_commits.keys() == {"raw_frames", "imported_annotations", "sensor_logs"}
     asset_commit = run_commits["raw_frames"]
     assert asset_commit.metadata["dagster_run_id"] == report.run_id
     assert asset_commit.metadata["code_version"]
@@ -200,10 +200,12 @@ def test_four_partitions_concurrently_publish_four_isolated_merges(store, tmp_pa
         table_path = table_key("raw_frames", partition)
         own_frames = set(from_parquet_bytes(store.get_object(merge.id, table_path))
                          ["object_key"].to_pylist())
-        tables = {table_path, f"quarantine/raw_frames/date={partition}/_quarantine.parquet",
-                  table_key("imported_annotations", partition),
-                  f"quarantine/imported_annotations/date={partition}/_quarantine.parquet"}
-        assert brought == own_frames | tables, f"run for {partition} wrote outside it"
+        sensors = from_parquet_bytes(store.get_object(merge.id, table_key("sensor_logs",
+                                                                          partition)))
+        own_blobs = {k for k in sensors["object_key"].to_pylist() if k}
+        own_tables = {p for p in brought if f"/date={partition}/" in p}
+        assert own_frames and own_blobs and table_path in own_tables
+        assert brought == own_frames | own_blobs | own_tables, f"{partition} wrote outside it"
     for partition in partitions:
         assert store.stat_object("main", table_key("raw_frames", partition)) is not None
     assert store.head("main") != main_before

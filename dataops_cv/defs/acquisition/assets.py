@@ -13,7 +13,13 @@ from dataops_cv.lib.layout import table_key
 from dataops_cv.lib.previews import grid_png, markdown_image
 from dataops_cv.lib.quarantine import QUARANTINE_SCHEMA
 from dataops_cv.lib.run_isolation import RunBranch
-from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, to_parquet_bytes
+from dataops_cv.lib.sensor_ingest import MANIFEST_SCHEMA, ingest_sensor_logs
+from dataops_cv.lib.tables import (
+    PARQUET_CONTENT_TYPE,
+    from_parquet_bytes,
+    table_to_parquet_bytes,
+    to_parquet_bytes,
+)
 
 PREVIEW_FRAMES = 12
 
@@ -138,5 +144,51 @@ def imported_annotations(
             "quarantine_table": dg.MetadataValue.path(q_path),
             "preview": dg.MetadataValue.md(markdown_image(grid_png(preview)) if preview else
                                            "_no labeled frames_"),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="acquisition",
+    kinds={"lakefs", "parquet"},
+    code_version="1",
+)
+def sensor_logs(
+    context: dg.AssetExecutionContext,
+    lakefs: LakeFSResource,
+    capture_source: CaptureSourceResource,
+    s3: S3Resource,
+) -> dg.MaterializeResult:
+    """One day's IMU / GPS / LiDAR / pose readings from the drop's logs in the generic sensor-log
+    format, normalised to UTC nanoseconds, with referenced sweeps stored under sensors/<sha256>."""
+    partition = context.partition_key
+    run = open_run_branch(context, lakefs, context.asset_key)
+    source = capture_source.drop(partition, s3)
+    table_path = table_key("sensor_logs", partition)
+    manifest_path = f"tables/sensor_logs/date={partition}/_logs.parquet"
+    q_path = quarantine_table_key("sensor_logs", partition)
+    previous = from_parquet_bytes(run.read(table_path)) if run.exists(table_path) else None
+    result = ingest_sensor_logs(source, previous, read_table_rows(run, manifest_path),
+                                run.put_content_addressed)
+    run.put(table_path, table_to_parquet_bytes(result.table), PARQUET_CONTENT_TYPE)
+    run.put(manifest_path, to_parquet_bytes(result.manifest, MANIFEST_SCHEMA),
+            PARQUET_CONTENT_TYPE)
+    run.put(q_path, to_parquet_bytes([q.row() for q in result.quarantine], QUARANTINE_SCHEMA),
+            PARQUET_CONTENT_TYPE)
+    c = result.counts
+    commit = run.commit(f"sensor_logs {partition}: {c['sensor_rows']} rows from "
+                        f"{c['sensor_logs']} logs, {c['sensor_rows_quarantined']} quarantined")
+    per_sensor: dict[str, int] = {}
+    for name in result.table["sensor"].to_pylist():
+        per_sensor[name] = per_sensor.get(name, 0) + 1
+    return dg.MaterializeResult(
+        metadata={
+            **commit_metadata(run, commit.id),
+            **{f"count_{k}": v for k, v in c.items()},
+            "rows_per_sensor": dg.MetadataValue.json(per_sensor),
+            "devices": dg.MetadataValue.int(len(set(result.table["device_id"].to_pylist()))),
+            "table": dg.MetadataValue.path(table_path),
+            "quarantine_table": dg.MetadataValue.path(q_path),
         }
     )
