@@ -113,3 +113,32 @@ def test_voc_folder_a_new_user_points_at(store, deepforest_data, tmp_path):
     assert labels.num_rows == 951
     assert set(labels["image_sha256"].to_pylist()) == set(frames["sha256"].to_pylist())
     assert sorted(set(labels["class_name"].to_pylist())) == ["Alive", "Dead", "Tree"]
+
+
+def test_synthetic_day_with_planted_defects_quarantines_each_with_its_reason(store,
+                                                                            dagster_instance):
+    """Bad files and labels are set aside with their reasons; the good ones are published."""
+    config = {"resources": {"capture_source": {"config": {"synthetic_defects": True}}}}
+    report = run_pipeline("2026-01-09", run_config=config, instance=dagster_instance)
+    assert report.status == "SUCCESS", report.error
+
+    def quarantined(asset: str) -> dict[str, set[str]]:
+        rows = from_parquet_bytes(store.get_object(
+            "main", f"quarantine/{asset}/date=2026-01-09/_quarantine.parquet")).to_pylist()
+        out: dict[str, set[str]] = {}
+        for r in rows:
+            out.setdefault(r["reason"], set()).add(Path(r["source_uri"].split("#")[0]).name)
+        return out
+
+    images = quarantined("raw_frames")
+    assert set(images) == {"empty_file", "truncated_image", "not_an_image"}
+    assert len(images["truncated_image"]) == 2  # a PNG and a JPEG
+    labels = quarantined("imported_annotations")
+    assert "box_out_of_bounds" in labels
+    assert "missing_image" in labels  # labels of the files quarantined above
+    frames = from_parquet_bytes(store.get_object("main", table_key("raw_frames", "2026-01-09")))
+    modes = set(frames["mode"].to_pylist())
+    assert {"CMYK", "I;16", "P", "RGBA"} <= modes  # converted by rule, not dropped
+    assert {6, 8} <= set(frames["exif_orientation"].to_pylist())
+    assert report.counts["duplicates"] >= 1
+    assert report.counts["quarantined"] == 4
