@@ -13,8 +13,10 @@ stays the frame.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 import pyarrow as pa
 
@@ -68,6 +70,26 @@ PutFn = Callable[[str, bytes, str], bool]
 CaptureMeta = Callable[[SourceObject], Mapping[str, object]]
 
 
+_EPOCH_DIGITS = {10: 1, 13: 1_000, 16: 1_000_000, 19: 1_000_000_000}  # s, ms, us, ns
+
+
+def rig_capture_meta(obj: SourceObject) -> dict[str, object]:
+    """Capture time and camera from a rig's file layout, ``.../<camera>/<epoch>.<ext>``: the
+    stem is a UNIX epoch in s, ms, us or ns (by its digit count) and the folder names the device.
+    Files not named that way get nothing here (EXIF, if any, is used instead)."""
+    path = PurePosixPath(obj.rel_path)
+    per_second = _EPOCH_DIGITS.get(len(path.stem)) if path.stem.isdigit() else None
+    if per_second is None:
+        return {}
+    seconds, frac = divmod(int(path.stem), per_second)
+    when = dt.datetime.fromtimestamp(seconds, dt.UTC) + dt.timedelta(
+        microseconds=frac * 1_000_000 // per_second)
+    meta: dict[str, object] = {"capture_time": when}
+    if len(path.parts) > 1:
+        meta["device_id"] = path.parts[-2]
+    return meta
+
+
 def _frame_row(obj: SourceObject, info: ImageInfo, extra: Mapping[str, object]) -> dict:
     return {
         "sha256": info.sha256,
@@ -100,7 +122,7 @@ def ingest_images(
     put: PutFn,
     asset: str = "raw_frames",
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    capture_meta: CaptureMeta | None = None,
+    capture_meta: CaptureMeta | None = rig_capture_meta,
     workers: int = 8,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestResult:

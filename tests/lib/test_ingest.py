@@ -99,3 +99,16 @@ def test_dated_subfolder_is_the_partition_drop(tmp_path: Path):
     src = open_source(str(tmp_path))
     assert [o.rel_path for o in partition_source(src, "2026-01-02").list()] == ["a.png"]
     assert len(list(partition_source(src, "2026-01-03").list())) == 2
+
+
+def test_capture_time_and_device_come_from_the_rig_layout(tmp_path: Path):
+    cam = tmp_path / "20260301_s00" / "cam_left"
+    cam.mkdir(parents=True)
+    (cam / "1772352000138988.png").write_bytes(png((5, 5, 5)))
+    (tmp_path / "loose.png").write_bytes(png((6, 6, 6)))
+    rows = {r["rel_path"]: r for r in
+            ingest_images(LocalSource(tmp_path), "d", [], [], Store().put).rows}
+    rig = rows["20260301_s00/cam_left/1772352000138988.png"]
+    assert rig["device_id"] == "cam_left"
+    assert rig["capture_time"].isoformat() == "2026-03-01T08:00:00.138988+00:00"
+    assert rows["loose.png"]["capture_time"] is None
