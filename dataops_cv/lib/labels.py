@@ -9,6 +9,7 @@ boxes by a guess would silently corrupt them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -56,10 +57,24 @@ def import_annotations(
         except DatasetError as exc:
             return LabelImport(IMAGES_ONLY, notes=[f"no labels imported: {exc}"])
     dataset = load_dataset(source.root, fmt, taxonomy)
-    return _join(dataset, frames)
+    return _join(dataset, frames, label_revision(source))
 
 
-def _join(ds: ImportedDataset, frames: Sequence[Mapping[str, object]]) -> LabelImport:
+def label_revision(source: LocalSource) -> str:
+    """The revision of a drop's labels as delivered: a hash over its annotation files' paths and
+    bytes. Re-delivering the same labels gives the same revision; any edit gives a new one.
+    (Labels pulled from Label Studio carry the lakeFS commit of their snapshot instead.)"""
+    digest = hashlib.sha256()
+    for obj in sorted(source.list(), key=lambda o: o.rel_path):
+        if obj.suffix in ANNOTATION_EXTENSIONS:
+            digest.update(obj.rel_path.encode() + b"\x00")
+            digest.update(hashlib.sha256(source.read(obj)).digest())
+    return f"files-sha256:{digest.hexdigest()[:16]}"
+
+
+def _join(
+    ds: ImportedDataset, frames: Sequence[Mapping[str, object]], revision: str
+) -> LabelImport:
     out = LabelImport(ds.format, quarantine=list(ds.quarantine))
     by_path = {str(f["rel_path"]): f for f in frames}
     declared = {img.rel_path: (img.declared_width, img.declared_height) for img in ds.images}
@@ -94,6 +109,7 @@ def _join(ds: ImportedDataset, frames: Sequence[Mapping[str, object]]) -> LabelI
             x_min=coords[0], y_min=coords[1], x_max=coords[2], y_max=coords[3],
             source=box.source,
             annotator=box.annotator,
+            label_revision=revision,
             created_at=box.created_at,
             updated_at=box.updated_at,
             review_state=box.review_state,

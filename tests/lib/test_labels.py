@@ -60,6 +60,14 @@ def test_labels_attach_by_hash_and_follow_exif_rotation(coco_drop: Path):
     reasons = {Path(q.source_uri.split("#")[0]).name: q.reason for q in result.quarantine}
     assert reasons == {"broken.jpg": Reason.MISSING_IMAGE, "odd.jpg": Reason.BOX_OUT_OF_BOUNDS}
     assert all(r["class_name"] == "car" and r["source"] == "coco" for r in result.rows)
+    revision = {r["label_revision"] for r in result.rows}
+    assert len(revision) == 1 and revision.pop().startswith("files-sha256:")
+    assert import_annotations(source, "auto", frames).rows == result.rows  # stable
+    (coco_drop / "annotations.json").write_text(
+        (coco_drop / "annotations.json").read_text().replace('"car"', '"truck"'))
+    edited = import_annotations(source, "auto", frames)
+    assert {r["label_revision"] for r in edited.rows}.isdisjoint(
+        {r["label_revision"] for r in result.rows})
 
 
 def test_unlabeled_drop_in_auto_mode_is_images_only(tmp_path: Path):
