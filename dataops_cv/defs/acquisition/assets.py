@@ -11,7 +11,7 @@ from dataops_cv.lib.ingest import FRAMES_SCHEMA, ingest_images
 from dataops_cv.lib.labels import import_annotations
 from dataops_cv.lib.layout import table_key
 from dataops_cv.lib.previews import grid_png, markdown_image
-from dataops_cv.lib.quarantine import QUARANTINE_SCHEMA
+from dataops_cv.lib.quarantine import QUARANTINE_SCHEMA, QuarantineRecord
 from dataops_cv.lib.run_isolation import RunBranch
 from dataops_cv.lib.sensor_ingest import MANIFEST_SCHEMA, ingest_sensor_logs
 from dataops_cv.lib.tables import (
@@ -26,6 +26,18 @@ PREVIEW_FRAMES = 12
 
 def quarantine_table_key(asset: str, partition: str) -> str:
     return f"quarantine/{asset}/date={partition}/_quarantine.parquet"
+
+
+def write_day_tables(
+    run: RunBranch, table_path: str, table_bytes: bytes, q_path: str,
+    quarantine: list[QuarantineRecord],
+) -> dict[str, dg.MetadataValue]:
+    """Stage a day's table and its quarantine table; return the metadata pointing at both."""
+    run.put(table_path, table_bytes, PARQUET_CONTENT_TYPE)
+    run.put(q_path, to_parquet_bytes([q.row() for q in quarantine], QUARANTINE_SCHEMA),
+            PARQUET_CONTENT_TYPE)
+    return {"table": dg.MetadataValue.path(table_path),
+            "quarantine_table": dg.MetadataValue.path(q_path)}
 
 
 def read_table_rows(run: RunBranch, path: str) -> list[dict]:
@@ -65,9 +77,8 @@ def raw_frames(
         max_pixels=capture_source.max_pixels,
         progress=lambda done, total: context.log.info(f"read {done}/{total} new or changed files"),
     )
-    run.put(table_path, to_parquet_bytes(result.rows, FRAMES_SCHEMA), PARQUET_CONTENT_TYPE)
-    run.put(q_path, to_parquet_bytes([q.row() for q in result.quarantine], QUARANTINE_SCHEMA),
-            PARQUET_CONTENT_TYPE)
+    tables = write_day_tables(run, table_path, to_parquet_bytes(result.rows, FRAMES_SCHEMA),
+                              q_path, result.quarantine)
     c = result.counts
     commit = run.commit(
         f"raw_frames {partition}: {c['ingested']} frames, {c['quarantined']} quarantined",
@@ -84,8 +95,7 @@ def raw_frames(
             "bytes_read": dg.MetadataValue.int(c["bytes_read"]),
             "bytes_total": dg.MetadataValue.int(sum(int(r["size"]) for r in result.rows)),
             "source": dg.MetadataValue.text(source.uri),
-            "table": dg.MetadataValue.path(table_path),
-            "quarantine_table": dg.MetadataValue.path(q_path),
+            **tables,
             "quarantine_reasons": dg.MetadataValue.json(reasons),
             "preview": dg.MetadataValue.md(markdown_image(grid_png(preview)) if preview else
                                            "_no frames_"),
@@ -117,9 +127,9 @@ def imported_annotations(
         context.log.warning(line)
     table_path = table_key("imported_annotations", partition)
     q_path = quarantine_table_key("imported_annotations", partition)
-    run.put(table_path, to_parquet_bytes(result.rows, ANNOTATION_SCHEMA), PARQUET_CONTENT_TYPE)
-    run.put(q_path, to_parquet_bytes([q.row() for q in result.quarantine], QUARANTINE_SCHEMA),
-            PARQUET_CONTENT_TYPE)
+    tables = write_day_tables(run, table_path,
+                              to_parquet_bytes(result.rows, ANNOTATION_SCHEMA),
+                              q_path, result.quarantine)
     commit = run.commit(
         f"imported_annotations {partition}: {len(result.rows)} boxes ({result.format}), "
         f"{len(result.quarantine)} quarantined"
@@ -140,8 +150,7 @@ def imported_annotations(
             "count_annotations_quarantined": len(result.quarantine),
             "format": dg.MetadataValue.text(result.format),
             "class_counts": dg.MetadataValue.json(classes),
-            "table": dg.MetadataValue.path(table_path),
-            "quarantine_table": dg.MetadataValue.path(q_path),
+            **tables,
             "preview": dg.MetadataValue.md(markdown_image(grid_png(preview)) if preview else
                                            "_no labeled frames_"),
         }
@@ -171,11 +180,10 @@ def sensor_logs(
     previous = from_parquet_bytes(run.read(table_path)) if run.exists(table_path) else None
     result = ingest_sensor_logs(source, previous, read_table_rows(run, manifest_path),
                                 run.put_content_addressed)
-    run.put(table_path, table_to_parquet_bytes(result.table), PARQUET_CONTENT_TYPE)
     run.put(manifest_path, to_parquet_bytes(result.manifest, MANIFEST_SCHEMA),
             PARQUET_CONTENT_TYPE)
-    run.put(q_path, to_parquet_bytes([q.row() for q in result.quarantine], QUARANTINE_SCHEMA),
-            PARQUET_CONTENT_TYPE)
+    tables = write_day_tables(run, table_path, table_to_parquet_bytes(result.table), q_path,
+                              result.quarantine)
     c = result.counts
     commit = run.commit(f"sensor_logs {partition}: {c['sensor_rows']} rows from "
                         f"{c['sensor_logs']} logs, {c['sensor_rows_quarantined']} quarantined")
@@ -188,7 +196,6 @@ def sensor_logs(
             **{f"count_{k}": v for k, v in c.items()},
             "rows_per_sensor": dg.MetadataValue.json(per_sensor),
             "devices": dg.MetadataValue.int(len(set(result.table["device_id"].to_pylist()))),
-            "table": dg.MetadataValue.path(table_path),
-            "quarantine_table": dg.MetadataValue.path(q_path),
+            **tables,
         }
     )
