@@ -1,6 +1,8 @@
 """Blocking checks on acquisition outputs, read from the run's own branch."""
 
 
+from pathlib import Path
+
 import pyarrow.compute as pc
 
 import dagster as dg
@@ -8,13 +10,28 @@ from dataops_cv.defs.acquisition.assets import raw_frames
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
+from dataops_cv.lib.contracts import ContractError, Resolution, load_contract
 from dataops_cv.lib.layout import table_key
 from dataops_cv.lib.tables import from_parquet_bytes
 
 RAW_FRAMES_RESOLUTION_CHECK = "raw_frames_resolution"
-# Until data contracts land (data_contracts/*.yaml), the minimum usable frame size lives here.
-MIN_WIDTH = 64
-MIN_HEIGHT = 64
+CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "data_contracts"
+
+
+def _resolution_rule() -> Resolution:
+    """The minimum frame size, from the raw_frames contract's resolution rule. Read when the
+    definitions load, so a bad contract stops the code location with the file and key named."""
+    contract = load_contract(CONTRACTS_DIR / "raw_frames.yaml")
+    rules = [r for r in contract.rules if isinstance(r, Resolution)]
+    if len(rules) != 1:
+        raise ContractError(f"{contract.path}: expected exactly one resolution rule, "
+                            f"found {len(rules)}")
+    return rules[0]
+
+
+RESOLUTION = _resolution_rule()
+MIN_WIDTH = RESOLUTION.min_width
+MIN_HEIGHT = RESOLUTION.min_height
 
 
 @dg.asset_check(
