@@ -40,3 +40,12 @@ def test_workspace_yaml_loads_the_location():
         cwd=root, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_contract_has_a_blocking_and_a_warning_check():
+    graph = defs().resolve_asset_graph()
+    for table in ("raw_frames", "imported_annotations", "sensor_logs"):
+        key = dg.AssetKey(table)
+        blocking = graph.get_check_spec(dg.AssetCheckKey(key, f"{table}_contract"))
+        warning = graph.get_check_spec(dg.AssetCheckKey(key, f"{table}_contract_warnings"))
+        assert blocking.blocking and not warning.blocking

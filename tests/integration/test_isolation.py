@@ -49,8 +49,17 @@ def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instan
     report = run_pipeline(PARTITION, instance=dagster_instance)
     assert report.status == "SUCCESS" and report.publish_status == "merged", report.error
     assert report.main_before == main_before != report.main_after == store.head("main")
-    assert report.checks == [{"asset": "raw_frames", "name": "raw_frames_resolution",
-                              "passed": True, "severity": "error"}]
+    checks = {(c["asset"], c["name"]): (c["passed"], c["severity"]) for c in report.checks}
+    assert checks == {
+        ("raw_frames", "raw_frames_resolution"): (True, "error"),
+        **{(t, f"{t}_contract"): (True, "error")
+           for t in ("raw_frames", "imported_annotations", "sensor_logs")},
+        **{(t, f"{t}_contract_warnings"): (True, "warn")
+           for t in ("raw_frames", "imported_annotations", "sensor_logs")},
+    }
+    evidence = json.loads(store.get_object(
+        "main", f"validation/raw_frames/date={PARTITION}/contract.json"))
+    assert evidence["table"] == "raw_frames" and evidence["success"] is True
     assert report.counts["ingested"] == 24
 
     merge = store.get_commit(report.main_after)
@@ -89,13 +98,18 @@ def test_blocking_check_failure_keeps_main_and_the_failed_branch(store, dagster_
     report = json.loads(proc.stdout)
     assert REPORT_KEYS <= report.keys()
     assert report["status"] == "FAILURE"
-    assert report["checks"] == [{"asset": "raw_frames", "name": "raw_frames_resolution",
-                                 "passed": False, "severity": "error"}]
+    failed = {c["name"] for c in report["checks"] if not c["passed"]}
+    assert {"raw_frames_resolution", "raw_frames_contract"} <= failed
+    assert all(c["severity"] == "error" for c in report["checks"]
+               if c["name"] in ("raw_frames_resolution", "raw_frames_contract"))
     assert store.head("main") == main_before == report["main_after"]
     branch = report["run_branch"]
     table = from_parquet_bytes(store.get_object(branch, table_key("raw_frames", PARTITION)))
     assert set(table["width"].to_pylist()) == {16}  # the failed data, kept for inspection
     assert store.get_commit(branch).metadata["dagster_run_status"] == "FAILURE"
+    evidence = json.loads(store.get_object(branch, f"validation/raw_frames/date={PARTITION}/"
+                                                   "contract.json"))
+    assert evidence["success"] is False  # the evidence stays on the failed branch
     assert dagster_instance.get_run_by_id(report["run_id"]).status == dg.DagsterRunStatus.FAILURE
 
 
