@@ -307,8 +307,10 @@ class LakeFSStore:
 
         ``data`` may be bytes, a file path, or a zero-argument callable returning a fresh binary
         stream (called again on retry, so a retried upload never sends a half-read stream).
-        With ``if_absent`` the upload is conditional (``If-None-Match: *``): one call instead of
-        a stat plus an upload, and None is returned when the path already holds an object.
+        With ``if_absent`` the upload is conditional (``If-None-Match: *``) and None is returned
+        when the path already holds an object. Do not use it on a branch another process may
+        commit meanwhile: lakeFS v1.84 can then drop the write (see
+        ``RunBranch.put_content_addressed``).
         """
         if isinstance(data, (bytes, bytearray, memoryview)):
             payload = bytes(data)

@@ -82,14 +82,21 @@ class RunBranch:
     ) -> bool:
         """Upload unless the key already exists; return whether a new object was stored.
 
-        The key is derived from the content hash, so an existing key already holds these bytes;
-        one conditional upload decides it (no separate existence check).
+        The key is derived from the content hash, so an existing key already holds these bytes.
+        Existence is a stat, then the upload is unconditional: lakeFS v1.84 can lose a
+        conditional (``If-None-Match``) upload that races a commit of the same branch by
+        another step (the retry into the new staging token sees the entry in the sealed one,
+        answers 412, and the sealed token is then dropped). An unconditional retry always
+        lands. Two writers of the same key write the same bytes, so the stat's window is
+        harmless.
         """
-        info = self.store.put_object(self.branch, path, data, content_type, if_absent=True)
-        with self._lock:
-            if info is None:
+        if self.store.stat_object(self.branch, path) is not None:
+            with self._lock:
                 self.skipped += 1
-                return False
+            return False
+        info = self.store.put_object(self.branch, path, data, content_type)
+        assert info is not None  # unconditional uploads always store
+        with self._lock:
             self.written.append(info)
         return True
 
