@@ -14,6 +14,11 @@ Rules (documented in README, applied the same way by every reader of our data):
   quarantined (``unsupported_image_mode``).
 * More pixels than ``max_pixels`` (default 100 MP) is a decompression bomb and is quarantined
   before any pixel is decoded.
+* Quality metrics come from the same decode, on the luma (ITU-R 601 ``L``) of the RGB pixels,
+  box-reduced by an integer factor until the long side is at most ``QUALITY_MAX_SIDE``:
+  ``brightness`` = mean luma (0-255), ``contrast`` = its standard deviation, and
+  ``laplacian_var`` = variance of the 4-neighbour Laplacian (low means blurry). The fixed
+  reduction makes them comparable across resolutions and bounds their cost.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from dataops_cv.lib.quarantine import Reason
 
 DEFAULT_MAX_PIXELS = 100_000_000
+QUALITY_MAX_SIDE = 1024
 ACCEPTED_MODES = frozenset({"RGB", "L", "P", "RGBA", "LA", "PA", "CMYK", "I;16", "I;16B", "I;16L",
                             "I", "1", "YCbCr"})
 FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif",
@@ -58,6 +64,9 @@ class ImageInfo:
     gps_lat: float | None
     gps_lon: float | None
     nbytes: int
+    brightness: float
+    contrast: float
+    laplacian_var: float
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,7 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
         make = (exif.get(ExifTags.Base.Make) or "").strip("\x00 ") if exif else ""
         model = (exif.get(ExifTags.Base.Model) or "").strip("\x00 ") if exif else ""
         dw, dh = (h, w) if orientation in _SWAPS_AXES else (w, h)
+        brightness, contrast, laplacian_var = quality_metrics(img)
         return ImageInfo(
             sha256=sha or "",
             format=fmt,
@@ -152,7 +162,29 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
             gps_lat=_gps_degrees(gps.get(2), gps.get(1)) if gps else None,
             gps_lon=_gps_degrees(gps.get(4), gps.get(3)) if gps else None,
             nbytes=len(data),
+            brightness=brightness,
+            contrast=contrast,
+            laplacian_var=laplacian_var,
         )
+
+
+def quality_metrics(img: Image.Image) -> tuple[float, float, float]:
+    """``(brightness, contrast, laplacian_var)`` of a decoded image, by the rule in the module
+    docstring. Reduced before the luma conversion (box averages commute with it up to rounding),
+    and without the EXIF turn: flips and quarter turns change none of the three numbers."""
+    if img.mode not in ("RGB", "L"):
+        img = to_rgb(img)
+    factor = -(-max(img.size) // QUALITY_MAX_SIDE)
+    if factor > 1:
+        img = img.reduce(factor)
+    luma = img if img.mode == "L" else img.convert("L")
+    a = np.asarray(luma, dtype=np.float32)
+    if a.shape[0] < 3 or a.shape[1] < 3:
+        lap_var = 0.0
+    else:
+        lap = (a[:-2, 1:-1] + a[2:, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:]) - 4.0 * a[1:-1, 1:-1]
+        lap_var = float(lap.var(dtype=np.float64))
+    return float(a.mean(dtype=np.float64)), float(a.std(dtype=np.float64)), lap_var
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

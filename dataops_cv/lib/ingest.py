@@ -47,11 +47,18 @@ FRAMES_SCHEMA = pa.schema(
         ("gps_lat", pa.float64()),
         ("gps_lon", pa.float64()),
         ("duplicate_of", pa.string()),  # rel_path of the first file with the same bytes
+        # Quality metrics from the ingest decode (dataops_cv.lib.images.quality_metrics).
+        ("brightness", pa.float32()),
+        ("contrast", pa.float32()),
+        ("laplacian_var", pa.float32()),
     ]
 )
 
 MIME = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "bmp": "image/bmp",
         "tif": "image/tiff", "gif": "image/gif"}
+
+
+_DERIVED = ("brightness", "contrast", "laplacian_var")
 
 
 def quarantine_key(asset: str, partition: str, sha256: str) -> str:
@@ -111,6 +118,9 @@ def _frame_row(obj: SourceObject, info: ImageInfo, extra: Mapping[str, object]) 
         "gps_lat": extra.get("gps_lat", info.gps_lat),
         "gps_lon": extra.get("gps_lon", info.gps_lon),
         "duplicate_of": None,
+        "brightness": info.brightness,
+        "contrast": info.contrast,
+        "laplacian_var": info.laplacian_var,
     }
 
 
@@ -153,7 +163,9 @@ def ingest_images(
             listed_uris.add(obj.uri)
             old = prev.get(obj.uri)
             old_q = prev_q.get(obj.uri)
-            if old and old["size"] == obj.size and old["fingerprint"] == obj.fingerprint:
+            # A row written before a column existed is read again, to fill it in.
+            if (old and old["size"] == obj.size and old["fingerprint"] == obj.fingerprint
+                    and all(old.get(c) is not None for c in _DERIVED)):
                 rows[obj.uri] = old
                 stats["unchanged"] += 1
             elif (old_q and old_q.get("size") == obj.size

@@ -22,5 +22,9 @@ def table_to_parquet_bytes(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def from_parquet_bytes(data: bytes) -> pa.Table:
-    return pq.read_table(io.BytesIO(data))
+def from_parquet_bytes(data: bytes, columns: Sequence[str] | None = None) -> pa.Table:
+    """The table in ``data``; with ``columns``, only those that exist in it are decoded."""
+    if columns is None:
+        return pq.read_table(io.BytesIO(data))
+    present = set(pq.read_schema(io.BytesIO(data)).names)
+    return pq.read_table(io.BytesIO(data), columns=[c for c in columns if c in present])

@@ -11,6 +11,7 @@ from dataops_cv.lib.ingest import FRAMES_SCHEMA, ingest_images
 from dataops_cv.lib.labels import import_annotations
 from dataops_cv.lib.layout import table_key
 from dataops_cv.lib.previews import grid_png, markdown_image
+from dataops_cv.lib.quality import frame_quality_summary, label_quality_summary
 from dataops_cv.lib.quarantine import QUARANTINE_SCHEMA, QuarantineRecord
 from dataops_cv.lib.run_isolation import RunBranch
 from dataops_cv.lib.sensor_ingest import MANIFEST_SCHEMA, ingest_sensor_logs
@@ -51,7 +52,7 @@ def read_table_rows(run: RunBranch, path: str) -> list[dict]:
     partitions_def=daily_partitions,
     group_name="acquisition",
     kinds={"lakefs", "parquet", "image"},
-    code_version="2",
+    code_version="3",
 )
 def raw_frames(
     context: dg.AssetExecutionContext,
@@ -97,6 +98,8 @@ def raw_frames(
             "source": dg.MetadataValue.text(source.uri),
             **tables,
             "quarantine_reasons": dg.MetadataValue.json(reasons),
+            **{f"quality_{k}": dg.MetadataValue.float(v)
+               for k, v in frame_quality_summary(result.rows).items()},
             "preview": dg.MetadataValue.md(markdown_image(grid_png(preview)) if preview else
                                            "_no frames_"),
         }
@@ -150,6 +153,8 @@ def imported_annotations(
             "count_annotations_quarantined": len(result.quarantine),
             "format": dg.MetadataValue.text(result.format),
             "class_counts": dg.MetadataValue.json(classes),
+            **{f"quality_{k}": dg.MetadataValue.float(v)
+               for k, v in label_quality_summary(result.rows, frames).items()},
             **tables,
             "preview": dg.MetadataValue.md(markdown_image(grid_png(preview)) if preview else
                                            "_no labeled frames_"),
