@@ -65,6 +65,8 @@ class CaptureSourceResource(dg.ConfigurableResource):
     synthetic_height: int = 240
     synthetic_image_format: str = "png"
     synthetic_defects: bool = False  # plant the generator's default mix of bad files and labels
+    synthetic_brightness: list[float] = [0.75, 1.15]  # exposure range of a session's camera
+    synthetic_class_weights: dict[str, float] = {}  # empty: the generator's default class mix
     cache_dir: str = ".dataops-cv/cache"
     max_pixels: int = 100_000_000
 
@@ -89,6 +91,10 @@ class CaptureSourceResource(dg.ConfigurableResource):
             height=self.synthetic_height,
             image_format=self.synthetic_image_format,
             defects=DefectConfig() if self.synthetic_defects else DefectConfig.none(),
+            brightness_range=(self.synthetic_brightness[0], self.synthetic_brightness[1])
+            if len(self.synthetic_brightness) == 2 else _bad_range(self.synthetic_brightness),
+            **({"class_weights": tuple(sorted(self.synthetic_class_weights.items()))}
+               if self.synthetic_class_weights else {}),
         )
 
     def _synthetic_drop(self, partition: str) -> Path:
@@ -108,6 +114,10 @@ class CaptureSourceResource(dg.ConfigurableResource):
                     raise
             shutil.rmtree(tmp, ignore_errors=True)
         return root
+
+
+def _bad_range(values: list[float]) -> tuple[float, float]:
+    raise ValueError(f"synthetic_brightness must be [low, high], got {values}")
 
 
 def lakefs_resource_from_env() -> LakeFSResource:

@@ -48,4 +48,5 @@ def test_every_contract_has_a_blocking_and_a_warning_check():
         key = dg.AssetKey(table)
         blocking = graph.get_check_spec(dg.AssetCheckKey(key, f"{table}_contract"))
         warning = graph.get_check_spec(dg.AssetCheckKey(key, f"{table}_contract_warnings"))
-        assert blocking.blocking and not warning.blocking
+        drift = graph.get_check_spec(dg.AssetCheckKey(key, f"{table}_drift"))
+        assert blocking.blocking and not warning.blocking and not drift.blocking

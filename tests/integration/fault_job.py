@@ -41,3 +41,54 @@ def unchecked_job() -> dg.JobDefinition:
         resources=resources().resources,
     )
     return defs.resolve_job_def("unchecked_job")
+
+
+RETYPED_COLUMN = "score"
+ADDED_COLUMN = "vendor_note"
+
+
+def retyped_annotations_job() -> dg.JobDefinition:
+    """The real raw_frames, then a vendor's annotation table whose schema changed (``score``
+    as text, an extra column), checked by the real contract checks, and an asset downstream."""
+    import pyarrow as pa
+
+    from dataops_cv.defs.acquisition.assets import raw_frames, read_table_rows
+    from dataops_cv.defs.validation.checks import CONTRACTS, build_contract_check
+    from dataops_cv.lib.annotations import ANNOTATION_SCHEMA
+    from dataops_cv.lib.layout import table_key
+    from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, to_parquet_bytes
+
+    schema = pa.schema([
+        *(pa.field(f.name, pa.string()) if f.name == RETYPED_COLUMN else f
+          for f in ANNOTATION_SCHEMA), pa.field(ADDED_COLUMN, pa.string())])
+
+    @dg.asset(name="imported_annotations", partitions_def=daily_partitions, deps=[raw_frames])
+    def vendor_annotations(context: dg.AssetExecutionContext, lakefs: LakeFSResource) -> None:
+        run = open_run_branch(context, lakefs, context.asset_key)
+        frames = read_table_rows(run, table_key("raw_frames", context.partition_key))
+        rows = [{"image_sha256": f["sha256"], "annotation_id": f"{i:032x}", "class_name": "car",
+                 "x_min": 1.0, "y_min": 1.0, "x_max": 9.0, "y_max": 9.0, "source": "coco",
+                 "label_revision": "files-sha256:0", RETYPED_COLUMN: "0.9",
+                 ADDED_COLUMN: "batch 7"} for i, f in enumerate(frames)]
+        run.put(table_key("imported_annotations", context.partition_key),
+                to_parquet_bytes(rows, schema), PARQUET_CONTENT_TYPE)
+        run.commit("vendor annotations")
+
+    @dg.asset(partitions_def=daily_partitions, deps=[vendor_annotations])
+    def downstream_of_annotations(context: dg.AssetExecutionContext,
+                                  lakefs: LakeFSResource) -> None:
+        run = open_run_branch(context, lakefs, context.asset_key)
+        run.put(f"tables/downstream/date={context.partition_key}/part-00000.bin", b"x")
+        run.commit("downstream")
+
+    checks = [build_contract_check(t, CONTRACTS[t], a)
+              for t, a in (("raw_frames", raw_frames), ("imported_annotations",
+                                                       vendor_annotations))]
+    defs = dg.Definitions(
+        assets=[raw_frames, vendor_annotations, downstream_of_annotations],
+        asset_checks=checks,
+        jobs=[dg.define_asset_job("retyped_annotations_job", selection=dg.AssetSelection.all(),
+                                  partitions_def=daily_partitions)],
+        resources=resources().resources,
+    )
+    return defs.resolve_job_def("retyped_annotations_job")

@@ -54,8 +54,9 @@ def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instan
         ("raw_frames", "raw_frames_resolution"): (True, "error"),
         **{(t, f"{t}_contract"): (True, "error")
            for t in ("raw_frames", "imported_annotations", "sensor_logs")},
-        **{(t, f"{t}_contract_warnings"): (True, "warn")
-           for t in ("raw_frames", "imported_annotations", "sensor_logs")},
+        **{(t, f"{t}_{kind}"): (True, "warn")
+           for t in ("raw_frames", "imported_annotations", "sensor_logs")
+           for kind in ("contract_warnings", "drift")},
     }
     evidence = json.loads(store.get_object(
         "main", f"validation/raw_frames/date={PARTITION}/contract.json"))
@@ -106,10 +107,15 @@ def test_blocking_check_failure_keeps_main_and_the_failed_branch(store, dagster_
     branch = report["run_branch"]
     table = from_parquet_bytes(store.get_object(branch, table_key("raw_frames", PARTITION)))
     assert set(table["width"].to_pylist()) == {16}  # the failed data, kept for inspection
+    # Blocking: imported_annotations (downstream of raw_frames) never ran.
+    assert store.stat_object(branch, table_key("imported_annotations", PARTITION)) is None
     assert store.get_commit(branch).metadata["dagster_run_status"] == "FAILURE"
     evidence = json.loads(store.get_object(branch, f"validation/raw_frames/date={PARTITION}/"
                                                    "contract.json"))
     assert evidence["success"] is False  # the evidence stays on the failed branch
+    (resolution, *_) = [r for r in evidence["results"] if r["name"] == "min_resolution"]
+    assert resolution["records"] and all(r["width"] == 16 and r["rel_path"].endswith(".png")
+                                         for r in resolution["records"])
     assert dagster_instance.get_run_by_id(report["run_id"]).status == dg.DagsterRunStatus.FAILURE
 
 

@@ -55,7 +55,7 @@ def frames(n: int = 5, **columns: list) -> pd.DataFrame:
         "width": 320, "height": 240, "stored_width": 320, "stored_height": 240,
         "exif_orientation": 1, "capture_time": pd.Timestamp("2026-03-01T08:00:00Z") if i else None,
         "device_id": "cam0", "gps_lat": 48.1 if i % 2 else None, "gps_lon": 11.5 if i % 2 else None,
-        "duplicate_of": None,
+        "duplicate_of": None, "brightness": 120.0 + i, "contrast": 40.0, "laplacian_var": 300.0,
     } for i in range(n)]
     for name, values in columns.items():
         for row, value in zip(rows, values, strict=True):
@@ -192,8 +192,17 @@ BAD_CONTRACTS = [
     ("quarantine_above_one", lambda c: c["expectations"].append(
         {"name": "q", "rule": "quarantine_rate", "max_fraction": 1.5}),
      "expectations[1].max_fraction", "in [0, 1]"),
-    ("drift_bad_p", lambda c: _set(c, {"columns": ["width"], "ks_p_min": 0}, "drift"),
-     "drift.ks_p_min", "in (0, 1]"),
+    ("drift_bad_p", lambda c: _set(c, {"columns": ["width"], "p_min": 0}, "drift"),
+     "drift.p_min", "in (0, 1]"),
+    ("drift_old_key", lambda c: _set(c, {"columns": ["width"], "ks_p_min": 0.1}, "drift"),
+     "drift.ks_p_min", "unknown key"),
+    ("drift_timestamp", lambda c: (
+        _set(c, {"type": "timestamp", "nullable": True}, "columns", "at"),
+        _set(c, {"columns": ["at"], "psi_max": 0.2}, "drift")),
+     "drift.columns[0]", "numeric or string"),
+    ("drift_no_reference", lambda c: _set(
+        c, {"columns": ["width"], "psi_max": 0.2, "reference_partitions": 0}, "drift"),
+     "drift.reference_partitions", ">= 1"),
     ("bad_schema_drift", lambda c: _set(c, "ignore", "schema_drift"), "schema_drift",
      "found 'ignore'"),
 ]
@@ -329,12 +338,16 @@ def test_inverted_box_fails_the_column_pair_rule(contracts):
 def test_quarantine_rate_blocks_above_one_percent_of_boxes(contracts, quarantined, passes):
     frame_df = frames(10)
     kept = boxes(list(frame_df["sha256"]), per_image=10)[: 100 - quarantined]
+    sample = [{"source_uri": f"file:///l.json#{i}", "reason": "box_out_of_bounds"}
+              for i in range(quarantined)]
     report = validate(contracts["imported_annotations"], kept,
-                      related={"raw_frames": frame_df}, quarantined=quarantined)
+                      related={"raw_frames": frame_df}, quarantined=quarantined,
+                      quarantine_sample=sample)
     rate = result(report, "quarantine_rate")
     assert rate.passed is passes and report.success is passes
     assert rate.unexpected_fraction == pytest.approx(quarantined / 100)
     assert rate.unexpected_count == quarantined and rate.severity == "error"
+    assert rate.records == ([] if passes else sample)  # named only when the rate fails
 
 
 def test_warn_failure_is_reported_but_keeps_success(contracts):

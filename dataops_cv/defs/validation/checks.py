@@ -1,7 +1,10 @@
 """Asset checks generated from data_contracts/*.yaml: for each contracted asset, one blocking check
-(every error-severity expectation) and one warning check (every warn-severity expectation),
-evaluated on the run's own branch. The full validation report is committed on that branch under
-validation/<asset>/date=<day>/contract.json, so a failed run keeps its evidence."""
+(every error-severity expectation), one warning check (every warn-severity expectation) and, when
+the contract has a ``drift`` section, a warning drift check against the partitions before it —
+all evaluated on the run's own branch in one step. The full reports are committed on that branch
+under validation/<asset>/date=<day>/{contract,drift}.json, so a failed run keeps its evidence."""
+
+import json
 
 import pandas as pd
 
@@ -18,7 +21,7 @@ from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.lib.contracts import Contract, Relation, load_contracts
-from dataops_cv.lib.layout import table_key, validation_key
+from dataops_cv.lib.layout import earlier_partitions, table_key, validation_key
 from dataops_cv.lib.quarantine import Reason
 from dataops_cv.lib.run_isolation import RunBranch
 from dataops_cv.lib.tables import from_parquet_bytes
@@ -39,15 +42,55 @@ def contract_warnings_check_name(table: str) -> str:
     return f"{table}_contract_warnings"
 
 
-def _frame(run: RunBranch, path: str) -> pd.DataFrame:
-    return from_parquet_bytes(run.read(path)).to_pandas() if run.exists(path) else pd.DataFrame()
+def drift_check_name(table: str) -> str:
+    return f"{table}_drift"
 
 
-def _quarantined(run: RunBranch, table: str, partition: str) -> int:
+def _frame(run: RunBranch, path: str, columns: list[str] | None = None) -> pd.DataFrame:
+    if not run.exists(path):
+        return pd.DataFrame()
+    return from_parquet_bytes(run.read(path), columns).to_pandas()
+
+
+def _drift_outcome(run: RunBranch, contract: Contract, partition: str,
+                   current: pd.DataFrame) -> tuple[bool, str, dict, bytes]:
+    """Compare the partition with the contract's reference partitions as of the run's base;
+    return (passed, description, metadata, report JSON)."""
+    from dataops_cv.lib.drift import compare
+
+    spec = contract.drift
+    assert spec is not None
+    table = contract.table
+    listing = (o.path for o in run.store.list_objects(run.branch, f"tables/{table}/date="))
+    days = earlier_partitions(listing, table, partition, spec.reference_partitions)
+    cols = list(spec.columns)
+    reference = pd.concat([_frame(run, table_key(table, d), cols) for d in days],
+                          ignore_index=True) if days else pd.DataFrame(columns=cols)
+    report = compare(contract, partition, current, reference, tuple(days))
+    report_json = report.to_json()
+    drifted = report.drifted
+    compared = [c for c in report.columns if c.skipped is None]
+    metadata: dict = {
+        "reference_partitions": dg.MetadataValue.json(list(days)),
+        "columns_compared": len(compared),
+        "columns_drifted": len(drifted),
+        "drift": dg.MetadataValue.json(json.loads(report_json)["columns"]),
+        **{f"psi_{c.column}": float(c.psi) for c in compared if c.psi is not None},
+    }
+    if not days:
+        description = "no earlier partition on main to compare with"
+    elif drifted:
+        description = "; ".join(f"{c.column}: {', '.join(c.reasons)}" for c in drifted)
+    else:
+        description = f"{len(compared)} columns stable against {len(days)} earlier partitions"
+    return not drifted, description, metadata, report_json.encode()
+
+
+def _quarantined(run: RunBranch, table: str, partition: str) -> list[dict]:
     rows = read_table_rows(run, quarantine_table_key(table, partition))
     # A box set aside only because its image was quarantined is counted against the image
     # (raw_frames' own rate), not again against the labels.
-    return sum(1 for r in rows if r["reason"] != Reason.MISSING_IMAGE)
+    return [r for r in rows if r["reason"] != Reason.MISSING_IMAGE]
 
 
 def _result_metadata(report, severity: str) -> dict:
@@ -58,16 +101,23 @@ def _result_metadata(report, severity: str) -> dict:
         "failed": len(failed),
         "failures": dg.MetadataValue.json([
             {"name": r.name, "column": r.column, "expected": r.expected, "observed": r.observed,
-             "unexpected_count": r.unexpected_count, "sample": r.sample[:SAMPLE_FAILURES]}
+             "unexpected_count": r.unexpected_count, "sample": r.sample[:SAMPLE_FAILURES],
+             "records": r.records[:SAMPLE_FAILURES]}
             for r in failed[:20]
         ]),
         "contract": dg.MetadataValue.text(f"{report.table} ({report.contract_sha256[:12]})"),
     }
 
 
-def _build_check(table: str, contract: Contract, asset: dg.AssetsDefinition):
+def build_contract_check(table: str, contract: Contract, asset: dg.AssetsDefinition):
+    """The contract check of ``asset``: blocking, warning and (if configured) drift results."""
     errors = contract_check_name(table)
     warnings = contract_warnings_check_name(table)
+    drift_specs = [] if contract.drift is None else [
+        dg.AssetCheckSpec(drift_check_name(table), asset=asset.key, blocking=False,
+                          partitions_def=daily_partitions,
+                          description=f"Distribution drift against the earlier partitions, by "
+                          f"the thresholds in data_contracts/{table}.yaml (warns).")]
     related = sorted({r.table for r in contract.rules
                       if isinstance(r, Relation) and r.table != table})
 
@@ -82,6 +132,7 @@ def _build_check(table: str, contract: Contract, asset: dg.AssetsDefinition):
                               partitions_def=daily_partitions,
                               description=f"Every warn-severity expectation of "
                               f"data_contracts/{table}.yaml."),
+            *drift_specs,
         ],
     )
     def _check(context: dg.AssetCheckExecutionContext, lakefs: LakeFSResource):
@@ -90,13 +141,20 @@ def _build_check(table: str, contract: Contract, asset: dg.AssetsDefinition):
         partition = context.partition_key
         run = open_run_branch(context, lakefs, asset.key)
         df = _frame(run, table_key(table, partition))
+        quarantined = _quarantined(run, table, partition)
         report = validate(
             contract, df,
             related={name: _frame(run, table_key(name, partition)) for name in related},
-            quarantined=_quarantined(run, table, partition),
+            quarantined=len(quarantined),
+            quarantine_sample=[{k: q[k] for k in ("source_uri", "reason", "detail")}
+                               for q in quarantined[:SAMPLE_FAILURES]],
         )
         evidence = validation_key(table, partition, "contract")
         run.put(evidence, report.to_json().encode(), "application/json")
+        drift = None
+        if contract.drift is not None:
+            drift = _drift_outcome(run, contract, partition, df)
+            run.put(validation_key(table, partition, "drift"), drift[3], "application/json")
         commit = run.commit(f"validation {table} {partition}: "
                             f"{'passed' if report.success else 'FAILED'}",
                             {"validation": table})
@@ -110,10 +168,17 @@ def _build_check(table: str, contract: Contract, asset: dg.AssetsDefinition):
             asset_key=asset.key, check_name=warnings, passed=not report.failed("warn"),
             severity=dg.AssetCheckSeverity.WARN,
             metadata={**_result_metadata(report, "warn"), **link})
+        if drift is not None:
+            passed, description, metadata, _ = drift
+            yield dg.AssetCheckResult(
+                asset_key=asset.key, check_name=drift_check_name(table), passed=passed,
+                severity=dg.AssetCheckSeverity.WARN, description=description,
+                metadata={**metadata, "lakefs_commit": dg.MetadataValue.text(commit.id),
+                          "evidence": dg.MetadataValue.path(
+                              validation_key(table, partition, "drift"))})
 
     return _check
 
 
-contract_checks = [
-    _build_check(table, CONTRACTS[table], asset) for table, asset in CONTRACTED_ASSETS.items()
-]
+contract_checks = [build_contract_check(table, CONTRACTS[table], asset)
+                   for table, asset in CONTRACTED_ASSETS.items()]

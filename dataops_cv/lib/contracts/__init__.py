@@ -6,6 +6,7 @@ One key per line and one list item per line, so a change to a contract is a one-
 
     table: raw_frames                # must equal the file name's stem
     description: One row per ingested image file of a daily partition.
+    record_id: [rel_path]            # optional: columns that name a failing row in the evidence
     schema_drift: error              # error | warn: severity of an added, dropped or retyped column
     extra_columns: forbid            # forbid (default) | allow: columns not listed below
     extra_column_type: float64       # optional, with allow: the only type an extra column may have
@@ -35,10 +36,13 @@ One key per line and one list item per line, so a change to a contract is a one-
                                      # column: <numeric> or rows_per: <column> (rows per value)
       - {name: ..., rule: resolution, min_width: 64, min_height: 64}
                                      # width_column / height_column default to width / height
-    drift:                           # optional; parsed and validated, used by later drift checks
-      columns: [width, height]
-      psi_max: 0.2                   # > 0
-      ks_p_min: 0.01                 # in (0, 1]
+    drift:                           # optional: a warn-only check against earlier partitions
+      columns: [brightness, class_name]  # numeric: PSI + KS; string: PSI + chi-square
+      reference_partitions: 7        # the latest N earlier partitions on main (default 7)
+      min_rows: 30                   # fewer values on either side: not compared (default 30)
+      psi_max: 0.2                   # > 0; PSI above it flags the column
+      p_min: 0.01                    # in (0, 1]; a test p below it flags the column ...
+      min_effect: 0.1                # ... if KS D / largest class-share change >= this
 
 ``taxonomy.yaml`` is not a table: ``classes:`` lists the class names (one per line, snake_case)
 that ``in_set_from: taxonomy`` expands to; pass ``taxonomy=[...]`` to :func:`load_contract` to

@@ -148,11 +148,22 @@ Rule = (RowCount | ColumnPair | Unique | Relation | QuarantineRate | MeanBetween
 
 @dataclass(frozen=True)
 class DriftSpec:
-    """Thresholds for distribution-drift checks against a reference partition (used later)."""
+    """How a partition is compared with the partitions before it (see dataops_cv.lib.drift).
+
+    A column drifts when every threshold set is crossed: the effect is at least ``min_effect``
+    (the KS statistic D for numbers, the largest change of a category's share for strings), PSI
+    is above ``psi_max`` and the test's p-value (KS, chi-square) is below ``p_min``. Significance
+    alone flags tiny shifts once partitions hold thousands of rows; PSI alone flags noise in
+    small ones; and rows captured in one session are not independent, so an effect size is the
+    threshold that keeps a nightly warning meaningful.
+    """
 
     columns: tuple[str, ...]
     psi_max: float | None
-    ks_p_min: float | None
+    p_min: float | None
+    min_effect: float = 0.1
+    reference_partitions: int = 7
+    min_rows: int = 30
 
 
 @dataclass(frozen=True)
@@ -167,6 +178,7 @@ class Contract:
     extra_columns: str  # "forbid" | "allow"
     extra_column_type: str | None  # when extra columns are allowed, the only type they may have
     drift: DriftSpec | None
+    record_id: tuple[str, ...]  # columns naming a row in evidence (e.g. rel_path); may be empty
     path: str
     sha256: str  # of the contract file's bytes: names the exact contract a report was made with
 
@@ -314,8 +326,8 @@ def load_contract(path: Path, taxonomy: Sequence[str] | None = None) -> Contract
     raw, data = _read_yaml(path, r)
     m = r.mapping(data, "")
     r.keys(m, "", ["table", "columns"],
-           ["description", "schema_drift", "extra_columns", "extra_column_type", "expectations",
-            "drift"])
+           ["description", "record_id", "schema_drift", "extra_columns", "extra_column_type",
+            "expectations", "drift"])
     table = r.snake(m["table"], "table")
     if table != path.stem:
         r.fail("table", f"expected {path.stem!r} (the file name), found {table!r}")
@@ -339,6 +351,11 @@ def load_contract(path: Path, taxonomy: Sequence[str] | None = None) -> Contract
     columns = tuple(_column(r, name, spec, classes) for name, spec in cols_m.items())
     names = {c.name for c in columns}
 
+    record_id: tuple[str, ...] = ()
+    if "record_id" in m:
+        record_id = r.string_list(m["record_id"], "record_id")
+        for i, c in enumerate(record_id):
+            _existing(r, c, f"record_id[{i}]", names)
     schema_drift = r.choice(m.get("schema_drift", "error"), "schema_drift", SEVERITIES)
     extra = r.choice(m.get("extra_columns", "forbid"), "extra_columns", ("forbid", "allow"))
     extra_type = None
@@ -359,10 +376,10 @@ def load_contract(path: Path, taxonomy: Sequence[str] | None = None) -> Contract
                    "are stable ids and must be unique")
         seen.add(rule.name)
 
-    drift = _drift(r, m["drift"], names) if "drift" in m else None
+    drift = _drift(r, m["drift"], columns) if "drift" in m else None
     return Contract(table=table, description=description, columns=columns, rules=rules,
                     schema_drift=schema_drift, extra_columns=extra, extra_column_type=extra_type,
-                    drift=drift, path=str(path),
+                    drift=drift, record_id=record_id, path=str(path),
                     sha256=hashlib.sha256(raw).hexdigest())
 
 
@@ -559,18 +576,26 @@ def _rule(r: _Reader, key: str, value: object, names: set[str],
                       r.integer(m["min_height"], f"{key}.min_height", 1), width, height)
 
 
-def _drift(r: _Reader, value: object, names: set[str]) -> DriftSpec:
+def _drift(r: _Reader, value: object, columns: tuple[ColumnSpec, ...]) -> DriftSpec:
     m = r.mapping(value, "drift")
-    r.keys(m, "drift", ["columns"], ["psi_max", "ks_p_min"])
+    r.keys(m, "drift", ["columns"],
+           ["psi_max", "p_min", "min_effect", "reference_partitions", "min_rows"])
     cols = r.string_list(m["columns"], "drift.columns")
+    types = {c.name: c.type for c in columns}
     for i, c in enumerate(cols):
-        _existing(r, c, f"drift.columns[{i}]", names)
-    if "psi_max" not in m and "ks_p_min" not in m:
-        r.fail("drift", "expected at least one of 'psi_max', 'ks_p_min'")
+        _existing(r, c, f"drift.columns[{i}]", set(types))
+        if types[c] in ("bool", "timestamp"):
+            r.fail(f"drift.columns[{i}]",
+                   f"expected a numeric or string column, found {c!r} of type {types[c]}")
+    if "psi_max" not in m and "p_min" not in m:
+        r.fail("drift", "expected at least one of 'psi_max', 'p_min'")
     psi = None
     if "psi_max" in m:
         psi = float(r.number(m["psi_max"], "drift.psi_max"))
         if psi <= 0:
             r.fail("drift.psi_max", f"expected a number > 0, found {psi}")
-    ks = r.fraction(m["ks_p_min"], "drift.ks_p_min", open_low=True) if "ks_p_min" in m else None
-    return DriftSpec(cols, psi, ks)
+    p_min = r.fraction(m["p_min"], "drift.p_min", open_low=True) if "p_min" in m else None
+    effect = r.fraction(m.get("min_effect", 0.1), "drift.min_effect")
+    n_ref = r.integer(m.get("reference_partitions", 7), "drift.reference_partitions", 1)
+    min_rows = r.integer(m.get("min_rows", 30), "drift.min_rows", 1)
+    return DriftSpec(cols, psi, p_min, effect, n_ref, min_rows)

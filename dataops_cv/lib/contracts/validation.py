@@ -17,12 +17,13 @@ aggregate for pandas batches; nulls are skipped by GX, so the statistic is over 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -62,7 +63,8 @@ class ExpectationResult:
 
     ``unexpected_count``/``unexpected_fraction`` count rows (values, for relations) for row-level
     rules; aggregate rules (row count, mean, quantile) report 0 and None and put the statistic in
-    ``observed``. ``sample`` holds a few failing values (GX ``partial_unexpected_list``).
+    ``observed``. ``sample`` holds a few failing values (GX ``partial_unexpected_list``) and
+    ``records`` the same rows named by the contract's ``record_id`` columns, with the value.
     """
 
     name: str
@@ -74,6 +76,7 @@ class ExpectationResult:
     unexpected_count: int
     unexpected_fraction: float | None
     sample: list = field(default_factory=list)
+    records: list = field(default_factory=list)
 
 
 @dataclass
@@ -237,6 +240,7 @@ def validate(
     *,
     related: Mapping[str, pd.DataFrame] = MappingProxyType({}),
     quarantined: int | None = None,
+    quarantine_sample: Sequence[Mapping[str, object]] = (),
 ) -> ValidationReport:
     """Check ``df`` against ``contract``: schema, every GX expectation (one call), then the
     relation and quarantine-rate rules.
@@ -250,6 +254,8 @@ def validate(
         related: referenced tables by name, for ``relation`` rules (a rule referencing the
             contract's own table uses ``df``).
         quarantined: records set aside while producing ``df``, for ``quarantine_rate`` rules.
+        quarantine_sample: a few of those records (e.g. source and reason), shown as the
+            ``records`` of a failing ``quarantine_rate`` result.
 
     Raises:
         ValueError: the contract has a rule whose input was not passed (a referenced table, its
@@ -273,7 +279,10 @@ def validate(
         frame = _with_rows_per(contract, df)
         with _GX_LOCK:
             batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-            outcome = batch.validate(suite, result_format=_RESULT_FORMAT)
+            ids = [c for c in contract.record_id if c in present]
+            result_format = ({**_RESULT_FORMAT, "unexpected_index_column_names": ids}
+                             if ids else _RESULT_FORMAT)
+            outcome = batch.validate(suite, result_format=result_format)
         for r in outcome.results:
             by_order[r.expectation_config.meta["order"]] = _from_gx(r)
     results = [_schema_result(contract, df), *(by_order[k] for k in sorted(by_order))]
@@ -281,7 +290,11 @@ def validate(
         if isinstance(rule, Relation):
             results.append(_relation(contract, rule, df, related))
         elif isinstance(rule, QuarantineRate):
-            results.append(_quarantine_rate(rule, len(df), quarantined))
+            result = _quarantine_rate(rule, len(df), quarantined)
+            if not result.passed:
+                result = dataclasses.replace(
+                    result, records=_plain([dict(r) for r in quarantine_sample[:SAMPLE_SIZE]]))
+            results.append(result)
     return ValidationReport(table=contract.table, results=results, rows=len(df),
                             contract_sha256=contract.sha256)
 
@@ -333,10 +346,19 @@ def _from_gx(r) -> ExpectationResult:
             **base, passed=bool(r.success),
             observed=f"{bad} of {total} rows unexpected" + (f" ({pct:.3g}%)" if pct else ""),
             unexpected_count=bad, unexpected_fraction=None if pct is None else pct / 100,
-            sample=_plain(list(res.get("partial_unexpected_list") or [])))
-    return ExpectationResult(**base, passed=bool(r.success),
-                             observed=_observed(res.get("observed_value")),
+            sample=_plain(list(res.get("partial_unexpected_list") or [])),
+            records=_plain(list(res.get("partial_unexpected_index_list") or [])))
+    observed = res.get("observed_value")
+    if observed is None and r.expectation_config.type in _STATISTICS:
+        # A mean or quantile of no values judges nothing; an empty table is row_count's to flag.
+        return ExpectationResult(**base, passed=True, observed="no values to judge",
+                                 unexpected_count=0, unexpected_fraction=None)
+    return ExpectationResult(**base, passed=bool(r.success), observed=_observed(observed),
                              unexpected_count=0, unexpected_fraction=None)
+
+
+_STATISTICS = frozenset({"expect_column_mean_to_be_between",
+                         "expect_column_quantile_values_to_be_between"})
 
 
 def _exception_message(info: Mapping[str, object] | None) -> str | None:
@@ -378,7 +400,17 @@ def _relation(contract: Contract, rule: Relation, df: pd.DataFrame,
         expected=expected,
         observed=f"{bad} of {total} values not found in {rule.table} ({len(ref)} rows)",
         unexpected_count=bad, unexpected_fraction=bad / total if total else None,
-        sample=_plain(list(pd.unique(values[dangling])[:SAMPLE_SIZE])))
+        sample=_plain(list(pd.unique(values[dangling])[:SAMPLE_SIZE])),
+        records=_records(contract, df, dangling, rule.column))
+
+
+def _records(contract: Contract, df: pd.DataFrame, mask: pd.Series, column: str) -> list:
+    """The first failing rows, named by the contract's record_id columns, with the value."""
+    ids = [c for c in contract.record_id if c in df.columns]
+    if not ids:
+        return []
+    cols = list(dict.fromkeys([*ids, column]))
+    return _plain(df.loc[mask, cols].head(SAMPLE_SIZE).to_dict("records"))
 
 
 def _quarantine_rate(rule: QuarantineRate, kept: int, quarantined: int | None) -> ExpectationResult:
