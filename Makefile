@@ -2,15 +2,18 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 
-.PHONY: setup python lakefs demo test dev bench down clean
+.PHONY: setup python lakefs labelstudio demo test dev bench down clean
 
-setup: python lakefs  ## Python env from requirements.lock + lakeFS v1.84.0 built once per machine
+setup: python lakefs labelstudio  ## Python env + lakeFS v1.84.0 + Label Studio, once per machine
 
 python:
 	@bash scripts/setup-python.sh
 
 lakefs: python
 	@$(BIN)/dataops-cv lakefs build >/dev/null
+
+labelstudio: python  ## Label Studio 1.23.2 in its own venv under ~/.cache/dataops-cv
+	@$(BIN)/dataops-cv labelstudio install >/dev/null
 
 demo: setup  ## start local lakeFS, materialize the demo end to end, print main's new commit
 	$(BIN)/dataops-cv demo
@@ -21,11 +24,13 @@ test: setup  ## run the tests (they start their own lakeFS)
 dev: setup  ## lakeFS + Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dataops-cv dev
 
-bench: setup
+bench: setup  ## the quick benchmarks (ingest takes ~5 min: run benchmarks/ingest/bench.py)
 	$(BIN)/python benchmarks/isolation/bench.py
+	$(BIN)/python benchmarks/checks/bench.py
 
 down:
 	-$(BIN)/dataops-cv lakefs down
+	-$(BIN)/dataops-cv labelstudio down
 
 clean: down
 	rm -rf .dataops-cv .venv

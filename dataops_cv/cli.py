@@ -224,6 +224,41 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- label studio ---------------------------------------------------------------------------------
+
+def cmd_labelstudio(args: argparse.Namespace) -> int:
+    from dataops_cv import runner
+    from dataops_cv.lib import labelstudio_server as ls
+
+    server = runner.local_label_studio()
+    if args.action == "install":
+        path = ls.find_label_studio()
+        if path is None:
+            print(f"installing Label Studio {ls.LABEL_STUDIO_VERSION} into its own venv "
+                  "(first time only; cached per version)…", file=sys.stderr)
+            path = ls.install_label_studio()
+        print(path)
+        return 0
+    if args.action == "up":
+        pid = server.start()
+        print(f"Label Studio {server.url} up (pid {pid}), admin {server.credentials().email}, "
+              f"state {server.state_dir}")
+        return 0
+    if args.action == "down":
+        print("stopped" if server.stop() else "not running")
+        return 0
+    if args.action == "status":
+        pid, healthy = server.pid(), server.healthy()
+        print(json.dumps({"url": server.url, "pid": pid, "healthy": healthy,
+                          "state_dir": str(server.state_dir)}))
+        return 0 if pid and healthy else 1
+    if args.action == "env":
+        env = server.client_env()
+        print("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
+        return 0
+    raise AssertionError(args.action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dataops-cv", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -234,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="prune: delete failed-run branches older than this")
     lk.add_argument("--dry-run", action="store_true", help="prune: only list")
     lk.set_defaults(func=cmd_lakefs)
+
+    lsp = sub.add_parser("labelstudio", help="the local Label Studio server (its own venv)")
+    lsp.add_argument("action", choices=["install", "up", "down", "status", "env"])
+    lsp.set_defaults(func=cmd_labelstudio)
 
     def run_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--source", help="folder, file://, s3://bucket/prefix or synthetic:// "

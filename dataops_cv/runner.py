@@ -32,6 +32,14 @@ def state_dir() -> Path:
     return Path(os.environ.get("DATAOPS_CV_HOME") or Path.cwd() / ".dataops-cv").resolve()
 
 
+def local_label_studio():
+    from dataops_cv.lib.labelstudio_server import DEFAULT_PORT as LS_PORT
+    from dataops_cv.lib.labelstudio_server import LocalLabelStudio
+
+    return LocalLabelStudio(state_dir=state_dir() / "label-studio",
+                            port=int(os.environ.get("DATAOPS_CV_LABEL_STUDIO_PORT", LS_PORT)))
+
+
 def local_lakefs() -> LocalLakeFS:
     return LocalLakeFS(
         state_dir=state_dir() / "lakefs",

@@ -42,6 +42,20 @@ def lakefs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLak
         os.environ.update(saved)
 
 
+@pytest.fixture(scope="session")
+def label_studio_server(tmp_path_factory: pytest.TempPathFactory):
+    """One Label Studio for the whole session (installed once per machine, ~35 s first start);
+    tests isolate themselves by project."""
+    from dataops_cv.lib.labelstudio_server import LocalLabelStudio, ensure_label_studio
+
+    server = LocalLabelStudio(tmp_path_factory.mktemp("label-studio"), port=free_port())
+    server.start(ensure_label_studio())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def _new_repository(server: LocalLakeFS) -> LakeFSResource:
     env = server.client_env()
     name = f"t-{uuid.uuid4().hex[:12]}"

@@ -12,14 +12,14 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import string
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from dataops_cv.lib.local_service import LocalServer, cache_dir, write_private_json
 
 LAKEFS_VERSION = "1.84.0"
 DEFAULT_PORT = 8000
@@ -45,12 +45,6 @@ class LakeFSServerError(RuntimeError):
 def repo_root() -> Path:
     """The source checkout this package runs from (holds ``tools/lakefs``)."""
     return Path(__file__).resolve().parents[2]
-
-
-def cache_dir() -> Path:
-    """Per-user cache for built artifacts, shared by every clone on the machine."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dataops-cv"
 
 
 def cached_binary_path(version: str = LAKEFS_VERSION) -> Path:
@@ -113,14 +107,6 @@ def ensure_lakefs_binary(version: str = LAKEFS_VERSION) -> Path:
     return find_lakefs_binary(version) or build_lakefs(version)
 
 
-def _reap(pid: int) -> None:
-    """Collect an exited child so it stops counting as alive (a no-op for non-children)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
 def _random_token(length: int, alphabet: str) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
@@ -133,12 +119,16 @@ class Credentials:
 
 
 @dataclass(frozen=True)
-class LocalLakeFS:
+class LocalLakeFS(LocalServer):
     """A lakeFS server in local mode whose whole state lives under ``state_dir``.
 
     Back up ``state_dir`` as a whole: objects in the local block store are only reachable through
     the metadata beside them.
     """
+
+    display_name = "lakeFS"
+    file_stem = "lakefs"
+    error = LakeFSServerError
 
     state_dir: Path
     port: int = DEFAULT_PORT
@@ -149,12 +139,8 @@ class LocalLakeFS:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def pid_file(self) -> Path:
-        return self.state_dir / "lakefs.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / "lakefs.log"
+    def where(self) -> str:
+        return self.endpoint
 
     @property
     def credentials_file(self) -> Path:
@@ -170,10 +156,7 @@ class LocalLakeFS:
             secret_access_key=_random_token(40, string.ascii_letters + string.digits),
             encrypt_secret_key=secrets.token_hex(32),
         )
-        tmp = self.credentials_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(creds.__dict__, indent=2))
-        tmp.chmod(0o600)
-        os.replace(tmp, self.credentials_file)
+        write_private_json(self.credentials_file, creds.__dict__)
         return creds
 
     def client_env(self) -> dict[str, str]:
@@ -207,20 +190,6 @@ class LocalLakeFS:
         )
         return env
 
-    def pid(self) -> int | None:
-        """The recorded pid, if that process is still alive."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
-
     def healthy(self, timeout: float = 2.0) -> bool:
         try:
             with urllib.request.urlopen(f"{self.endpoint}/_health", timeout=timeout) as resp:
@@ -247,58 +216,6 @@ class LocalLakeFS:
                 f"{self.pid_file}: stop it or choose another port (DATAOPS_CV_LAKEFS_PORT)"
             )
         binary = binary or ensure_lakefs_binary()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            # A session of its own, so `down` can stop the server (and only it) by pid.
-            proc = subprocess.Popen(
-                [str(binary), "run", "--local-settings"],
-                env=self.server_env(),
-                cwd=self.state_dir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(proc.pid))
+        proc = self._launch([str(binary), "run", "--local-settings"], self.server_env())
         self._wait_healthy(proc.pid, wait_s, proc)
         return proc.pid
-
-    def _wait_healthy(self, pid: int, wait_s: float, proc: subprocess.Popen | None = None) -> None:
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise LakeFSServerError(
-                    f"lakeFS exited with code {proc.returncode} at start; log tail:\n{self._log_tail()}"
-                )
-            if self.healthy(timeout=1.0):
-                return
-            time.sleep(0.2)
-        raise LakeFSServerError(
-            f"lakeFS (pid {pid}) not healthy at {self.endpoint} after {wait_s:.0f}s; "
-            f"log tail:\n{self._log_tail()}"
-        )
-
-    def _log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
-
-    def stop(self, wait_s: float = 20.0) -> bool:
-        """Stop the recorded server (SIGTERM, then SIGKILL); return whether one was running."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            _reap(pid)
-            if self.pid() is None:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
