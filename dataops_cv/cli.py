@@ -138,18 +138,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     select = [s.strip() for s in args.select.split(",")] if args.select else None
     report = runner.run_pipeline(partition, select=select, run_config=run_config,
                                  log_level=args.log_level)
-    if args.json:
+    return _print_report(report, args.json)
+
+
+def _print_report(report, as_json: bool, target: str = "main") -> int:
+    if as_json:
         print(report.to_json())
     else:
-        print(f"run {report.run_id} {report.status} partition {partition}")
-        print(f"  branch {report.run_branch}; main {report.main_before[:12]} -> "
+        print(f"run {report.run_id} {report.status} partition {report.partition or '-'}")
+        print(f"  branch {report.run_branch}; {target} {report.main_before[:12]} -> "
               f"{report.main_after[:12]} ({report.publish_status})")
+        for name, value in sorted(report.counts.items()):
+            print(f"  {name}: {value}")
         for c in report.checks:
             print(f"  check {c['asset']}:{c['name']} {'passed' if c['passed'] else 'FAILED'} "
                   f"({c['severity']})")
         if report.error:
             print(f"  error: {report.error}")
     return 0 if report.status == "SUCCESS" else 1
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from dataops_cv import runner
+    from dataops_cv.defs.jobs import LABEL_PULL_JOB, LABELED_ANNOTATIONS_JOB, LABELING_TASKS_JOB
+    from dataops_cv.defs.labeling.assets import LABELS_COMMIT_TAG
+
+    runner.ensure_lakefs()
+    runner.ensure_dagster_home()
+    if args.action in ("tasks", "pull"):
+        runner.ensure_label_studio()
+    partition = args.partition or _latest_partition()
+    if args.action == "tasks":
+        report = runner.run_pipeline(partition, job_name=LABELING_TASKS_JOB)
+    elif args.action == "pull":
+        report = runner.run_pipeline(None, job_name=LABEL_PULL_JOB)
+    else:
+        tags = {LABELS_COMMIT_TAG: args.labels_commit} if args.labels_commit else None
+        report = runner.run_pipeline(partition, job_name=LABELED_ANNOTATIONS_JOB,
+                                     extra_tags=tags)
+    return _print_report(report, args.json, "main" if args.action == "apply" else "labels")
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -305,6 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("dev", help="start lakeFS and the Dagster UI (dagster dev)")
     v.add_argument("--port", type=int, default=3000)
     v.set_defaults(func=cmd_dev)
+
+    lb = sub.add_parser(
+        "labels", help="labeling: make Label Studio tasks for a day (tasks), pull what changed "
+        "(pull), or rebuild a day's labeled annotations from the labels branch (apply)")
+    lb.add_argument("action", choices=["tasks", "pull", "apply"])
+    lb.add_argument("--partition", help="capture day YYYY-MM-DD for tasks/apply "
+                    "(default: latest complete day)")
+    lb.add_argument("--labels-commit", help="apply: the labels commit to use (default: head)")
+    lb.add_argument("--json", action="store_true", help="print one JSON report")
+    lb.set_defaults(func=cmd_labels)
     return p
 
 

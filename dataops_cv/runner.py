@@ -18,7 +18,7 @@ from dataops_cv.defs.publishing.publish import (
     publish_dagster_run,
     record_dagster_run_failure,
 )
-from dataops_cv.defs.publishing.run_branch import BASE_COMMIT_TAG
+from dataops_cv.defs.publishing.run_branch import BASE_COMMIT_TAG, LABELS_TARGET, PUBLISHES_TO_TAG
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.lib.lakefs_server import DEFAULT_PORT, DEFAULT_REPOSITORY, LocalLakeFS
 from dataops_cv.lib.lakefs_store import MergeConflictError
@@ -84,6 +84,22 @@ def lakefs_from_env() -> LakeFSResource:
     )
 
 
+def ensure_label_studio() -> str:
+    """Make Label Studio reachable and export its client env vars; return its URL.
+
+    With ``LABEL_STUDIO_URL`` set, that server is used (its token from ``LABEL_STUDIO_API_KEY``);
+    otherwise the local server under the state dir is started if needed.
+    """
+    if os.environ.get("LABEL_STUDIO_URL"):
+        if not os.environ.get("LABEL_STUDIO_API_KEY"):
+            raise SystemExit("LABEL_STUDIO_URL is set but LABEL_STUDIO_API_KEY is not")
+        return os.environ["LABEL_STUDIO_URL"]
+    server = local_label_studio()
+    server.start()
+    os.environ.update(server.client_env())
+    return server.url
+
+
 def ensure_dagster_home() -> Path:
     """``DAGSTER_HOME`` if set, else one under the state dir (created with a dagster.yaml)."""
     home = os.environ.get("DAGSTER_HOME")
@@ -96,11 +112,19 @@ def ensure_dagster_home() -> Path:
     return path
 
 
-def _job() -> dg.JobDefinition:
+def job_by_name(name: str) -> dg.JobDefinition:
     # Module-level so Dagster can rebuild the job in each step process of the multiprocess run.
     from dataops_cv.definitions import defs
 
-    return defs().resolve_job_def(DATAOPS_JOB)
+    return defs().resolve_job_def(name)
+
+
+def _job() -> dg.JobDefinition:
+    return job_by_name(DATAOPS_JOB)
+
+
+def _reconstructable_job(name: str):
+    return dg.build_reconstructable_job(__name__, "job_by_name", reconstructable_args=(name,))
 
 
 @dataclass
@@ -144,43 +168,54 @@ def _checks(result: dg.ExecuteJobResult) -> list[dict[str, Any]]:
 
 
 def _failure_text(event: dg.DagsterEvent) -> str:
-    """The step and the innermost error behind its failure (what a person needs first)."""
+    """The step and the first error under Dagster's wrappers (what a person needs first: ours
+    names the system and the operation, while its own causes are library internals)."""
     error = event.step_failure_data.error if event.step_failure_data else None
     if error is None:
         return event.message or f"step {event.step_key} failed"
-    while error.cause is not None:
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
         error = error.cause
     return f"{event.step_key}: {error.message.strip()}"
 
 
 def run_pipeline(
-    partition: str,
+    partition: str | None,
     select: Sequence[str] | None = None,
     run_config: Mapping[str, Any] | None = None,
     instance: dg.DagsterInstance | None = None,
     extra_tags: Mapping[str, str] | None = None,
     job: Any = None,
     log_level: str = "INFO",
+    job_name: str = DATAOPS_JOB,
 ) -> RunReport:
-    """Run the pipeline for one partition on its own branch and publish it if it succeeded.
+    """Run a job (the pipeline by default) for one partition on its own branch and publish it
+    if it succeeded.
 
-    ``job`` is a ``dg.reconstructable(...)`` job to run instead of the pipeline job (tests use it
-    to run assets that fail on purpose through the same isolation and publishing).
+    ``job`` is a ``dg.reconstructable(...)`` job to run instead of ``job_name`` (tests use it
+    to run assets that fail on purpose through the same isolation and publishing). Jobs of the
+    labeling pull publish to the labels branch: ``main_before``/``main_after`` then name that
+    branch's heads.
 
     Returns a report whose ``status`` is SUCCESS only if the run and its blocking checks
-    succeeded and the publish (merge into main, or nothing to merge) went through.
+    succeeded and the publish (merge into its target, or nothing to merge) went through.
     """
     lakefs = lakefs_from_env()
     store = lakefs.store()
-    main_before = store.head(lakefs.main_branch)
+    target = lakefs.main_branch
+    if job is None and job_by_name(job_name).tags.get(PUBLISHES_TO_TAG) == LABELS_TARGET:
+        target = lakefs.labels_branch
+        store.create_branch(target, source=lakefs.main_branch, exist_ok=True)
+    main_before = store.head(target)
     instance = instance or dg.DagsterInstance.get()
     run_config = dict(run_config or {})
     # Step-by-step engine events go to the instance's event log (and the UI) either way; the
     # console gets INFO and above unless the caller asks for more.
     run_config.setdefault("loggers", {"console": {"config": {"log_level": log_level}}})
-    tags = {BASE_COMMIT_TAG: main_before, "dagster/partition": partition, **(extra_tags or {})}
+    tags = {BASE_COMMIT_TAG: store.head(lakefs.main_branch), **(extra_tags or {})}
+    if partition is not None:
+        tags["dagster/partition"] = partition
     result = dg.execute_job(
-        job or dg.reconstructable(_job),
+        job or _reconstructable_job(job_name),
         instance=instance,
         run_config=run_config,
         tags=tags,
@@ -213,5 +248,5 @@ def run_pipeline(
         report.error = "; ".join(failures) or f"run {run.status.value}"
         record_dagster_run_failure(instance, run, lakefs, report.error)
         report.publish_status = "not_published"
-        report.main_after = store.head(lakefs.main_branch)
+        report.main_after = store.head(target)
     return report

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from dataops_cv.lib.labelstudio_client import LabelStudioClient
 from dataops_cv.lib.lakefs_store import LakeFSConfig, LakeFSStore
 from dataops_cv.lib.sources import Source, open_source, partition_source
 from dataops_cv.lib.synthetic import DefectConfig, SceneConfig, write_drop
@@ -30,6 +31,7 @@ class LakeFSResource(dg.ConfigurableResource):
     secret_access_key: str
     repository: str = "dataops-cv"
     main_branch: str = "main"
+    labels_branch: str = "labels"  # where label snapshots and vendor label drops are committed
     timeout_s: float = 30.0
     max_attempts: int = 4
     ui_endpoint: str | None = None
@@ -46,6 +48,19 @@ class LakeFSResource(dg.ConfigurableResource):
                 ui_endpoint=self.ui_endpoint,
             )
         )
+
+
+class LabelStudioResource(dg.ConfigurableResource):
+    """A Label Studio server, its API token, and the project this location labels in."""
+
+    url: str
+    api_key: str
+    project_title: str = "dataops-cv"
+    timeout_s: float = 30.0
+    max_attempts: int = 4
+
+    def client(self) -> LabelStudioClient:
+        return LabelStudioClient(self.url, self.api_key, self.timeout_s, self.max_attempts)
 
 
 SYNTHETIC_SCHEME = "synthetic://"
@@ -139,6 +154,11 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "lakefs": lakefs_resource_from_env(),
+            "label_studio": LabelStudioResource(
+                url=dg.EnvVar("LABEL_STUDIO_URL"),
+                api_key=dg.EnvVar("LABEL_STUDIO_API_KEY"),
+                project_title=os.environ.get("DATAOPS_CV_LABEL_STUDIO_PROJECT", "dataops-cv"),
+            ),
             "capture_source": CaptureSourceResource(
                 uri=os.environ.get("DATAOPS_CV_SOURCE", SYNTHETIC_SCHEME),
                 format=os.environ.get("DATAOPS_CV_SOURCE_FORMAT", "auto"),

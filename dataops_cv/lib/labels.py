@@ -10,8 +10,9 @@ boxes by a guess would silently corrupt them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from dataops_cv.lib.annotations import Annotation
 from dataops_cv.lib.images import orient_box
@@ -117,3 +118,35 @@ def _join(
     out.rows.sort(key=lambda r: (r["image_sha256"], r["annotation_id"]))
     out.quarantine.sort(key=lambda q: q.source_uri)
     return out
+
+
+def import_dropped_labels(
+    root: Path, frames: Sequence[Mapping[str, object]], revision: str,
+    taxonomy: Sequence[str] | None, read_frame: Callable[[Mapping[str, object]], bytes],
+    uri_prefix: str,
+) -> LabelImport:
+    """Read label files committed without their images (a vendor drop on the labels branch).
+
+    The files name images by the path the frames were ingested under (``rel_path``); the
+    importers look images up on disk, so each frame gets a placeholder there: an empty file, or
+    for YOLO (whose boxes are scaled by the image's size) the frame's bytes via ``read_frame``.
+    Quarantine URIs name the drop as ``uri_prefix`` + the file's path in it.
+
+    Raises:
+        DatasetError: the files are in no annotation format, or in several.
+    """
+    fmt = detect_format(root)
+    for frame in frames:
+        dest = root / str(frame["rel_path"])
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(read_frame(frame) if fmt == "yolo" else b"")
+    result = _join(load_dataset(root, fmt, taxonomy), frames, revision)
+    local = (root.as_uri() + "/", f"{root}/")
+    for i, q in enumerate(result.quarantine):
+        for prefix in local:
+            if q.source_uri.startswith(prefix):
+                uri = uri_prefix + q.source_uri[len(prefix):]
+                result.quarantine[i] = replace(q, source_uri=uri)
+                break
+    return result

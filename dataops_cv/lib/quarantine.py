@@ -25,6 +25,8 @@ class Reason(StrEnum):
     UNKNOWN_CLASS = "unknown_class"
     MALFORMED_SENSOR_RECORD = "malformed_sensor_record"
     ROTATED_BOX = "rotated_box"
+    EMPTY_ANNOTATION = "empty_annotation"  # a submitted or skipped annotation without boxes
+    TASK_DELETED = "task_deleted"  # labels whose Label Studio task no longer exists
 
 
 QUARANTINE_SCHEMA = pa.schema(

@@ -88,9 +88,11 @@ def result(report: ValidationReport, name: str, column: str | None = None) -> Ex
 
 
 def test_every_contract_loads_and_matches_the_real_schemas(contracts):
-    assert set(contracts) == {"raw_frames", "imported_annotations", "sensor_logs"}
+    assert set(contracts) == {"raw_frames", "imported_annotations", "sensor_logs",
+                              "labeled_annotations"}
     assert schema_changes(contracts["raw_frames"], FRAMES_SCHEMA) == []
     assert schema_changes(contracts["imported_annotations"], ANNOTATION_SCHEMA) == []
+    assert schema_changes(contracts["labeled_annotations"], ANNOTATION_SCHEMA) == []
     assert schema_changes(contracts["sensor_logs"], empty_sensor_table().schema) == []
     for contract in contracts.values():
         assert len(contract.sha256) == 64 and contract.path.endswith(f"{contract.table}.yaml")

@@ -16,6 +16,7 @@ from dataops_cv.defs.publishing.run_branch import (
     PUBLISH_STATUS_TAG,
     RUN_BRANCH_TAG,
     run_metadata,
+    target_branch,
 )
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.lib.lakefs_store import MergeConflictError
@@ -51,6 +52,11 @@ def blocking_checks_by_asset() -> Mapping[dg.AssetKey, frozenset[str]]:
     return {k: frozenset(v) for k, v in found.items()}
 
 
+def materialized_assets(instance: dg.DagsterInstance, run_id: str) -> set[dg.AssetKey]:
+    return {entry.dagster_event.asset_key for entry in instance.all_logs(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
+
+
 def unaudited(
     instance: dg.DagsterInstance, run_id: str,
     blocking: Mapping[dg.AssetKey, frozenset[str]],
@@ -79,7 +85,8 @@ def publish_dagster_run(
     instance: dg.DagsterInstance, run: dg.DagsterRun, lakefs: LakeFSResource,
     blocking: Mapping[dg.AssetKey, frozenset[str]] | None = None,
 ) -> PublishResult:
-    """Merge a succeeded run's branch into main once and record main's commit on the run.
+    """Merge a succeeded run's branch into its target (main, or the labels branch for the
+    labeling pull) once and record the target's new commit on the run.
 
     Args:
         blocking: blocking checks per asset (default: those the code location declares).
@@ -100,7 +107,8 @@ def publish_dagster_run(
         record_run_failure(store, run.run_id, "UNAUDITED", str(error), run_metadata(run))
         raise error
     try:
-        result = publish_run(store, run.run_id, run_metadata(run), lakefs.main_branch)
+        target = target_branch(lakefs, materialized_assets(instance, run.run_id))
+        result = publish_run(store, run.run_id, run_metadata(run), target)
     except MergeConflictError as exc:
         instance.add_run_tags(run.run_id, {PUBLISH_STATUS_TAG: "conflict",
                                            RUN_BRANCH_TAG: run_branch_name(run.run_id)})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable, Mapping
+
 import dagster as dg
 
 from dataops_cv.defs.resources import LakeFSResource
@@ -14,6 +17,38 @@ BASE_COMMIT_TAG = "dataops-cv/base-commit"
 PUBLISH_STATUS_TAG = "dataops-cv/publish-status"
 MAIN_COMMIT_TAG = "dataops-cv/main-commit"
 RUN_BRANCH_TAG = "dataops-cv/run-branch"
+# Asset tag naming the branch an asset's runs publish to: "labels" (the resource's labels branch)
+# for the labeling pull; absent means main.
+PUBLISHES_TO_TAG = "dataops-cv/publishes-to"
+LABELS_TARGET = "labels"
+
+
+@functools.cache
+def publish_targets_by_asset() -> Mapping[dg.AssetKey, str]:
+    """Assets that publish somewhere other than main, and where (``labels``)."""
+    from dataops_cv.definitions import defs  # the location imports this module: import lazily
+
+    graph = defs().resolve_asset_graph()
+    return {key: graph.get(key).tags[PUBLISHES_TO_TAG] for key in graph.get_all_asset_keys()
+            if PUBLISHES_TO_TAG in graph.get(key).tags}
+
+
+def target_branch(lakefs: LakeFSResource, asset_keys: Iterable[dg.AssetKey]) -> str:
+    """The one branch the run that materializes ``asset_keys`` publishes to.
+
+    Raises:
+        ValueError: the assets publish to different branches (they belong in separate runs).
+    """
+    targets = publish_targets_by_asset()
+    by_branch: dict[str, list[str]] = {}
+    for key in asset_keys:
+        branch = lakefs.labels_branch if targets.get(key) == LABELS_TARGET else lakefs.main_branch
+        by_branch.setdefault(branch, []).append(key.to_user_string())
+    if len(by_branch) > 1:
+        raise ValueError("one run publishes to one branch, but these assets publish to "
+                         + "; ".join(f"{b}: {', '.join(sorted(k))}" for b, k in by_branch.items())
+                         + " - materialize them in separate runs")
+    return next(iter(by_branch), lakefs.main_branch)
 
 
 def run_metadata(run: dg.DagsterRun) -> dict[str, str]:
@@ -40,8 +75,14 @@ def open_run_branch(
     """The run's branch (created on first use, from the run's base), ready for this step's writes."""
     store = lakefs.store()
     run = context.run
-    base = run.tags.get(BASE_COMMIT_TAG) or lakefs.main_branch
-    branch = ensure_run_branch(store, run.run_id, base, lakefs.main_branch)
+    target = target_branch(lakefs, [asset_key])
+    if target == lakefs.main_branch:
+        base = run.tags.get(BASE_COMMIT_TAG) or target
+    else:
+        # The base tag records main; a run publishing elsewhere starts from that branch's head.
+        store.create_branch(target, source=lakefs.main_branch, exist_ok=True)
+        base = target
+    branch = ensure_run_branch(store, run.run_id, base, target)
     meta = {**run_metadata(run), "dagster_asset_key": asset_key.to_user_string()}
     if context.has_partition_key:
         meta["dagster_partition_key"] = context.partition_key

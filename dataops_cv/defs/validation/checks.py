@@ -18,6 +18,7 @@ from dataops_cv.defs.acquisition.assets import (
 )
 from dataops_cv.defs.acquisition.checks import CONTRACTS_DIR
 from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.labeling.assets import labeled_annotations
 from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.lib.contracts import Contract, Relation, load_contracts
@@ -30,7 +31,7 @@ from dataops_cv.lib.tables import from_parquet_bytes
 # and key, instead of failing runs one by one.
 CONTRACTS = load_contracts(CONTRACTS_DIR)
 CONTRACTED_ASSETS = {"raw_frames": raw_frames, "imported_annotations": imported_annotations,
-                     "sensor_logs": sensor_logs}
+                     "sensor_logs": sensor_logs, "labeled_annotations": labeled_annotations}
 SAMPLE_FAILURES = 5
 
 

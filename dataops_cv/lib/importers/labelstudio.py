@@ -108,10 +108,10 @@ def _load_task(path: Path, index: int, task: object, finder: _ImageFinder,
     declared: tuple[int | None, int | None] = (None, None)
     for record, ann, res in results:
         try:
-            labels, width, height, coords, state = _box(res)
+            labels, width, height, coords, state = result_box(res)
             if declared == (None, None):
                 declared = width, height
-            meta = _annotation_meta(ann)
+            meta = annotation_meta(ann)
             for label in labels:
                 native = record if len(labels) == 1 else f"{record}/label={label}"
                 try:
@@ -125,7 +125,9 @@ def _load_task(path: Path, index: int, task: object, finder: _ImageFinder,
     b.add_image(ImageEntry(rel_img, str(task_id), *declared))
 
 
-def _box(res: dict) -> tuple[list[str], int, int, tuple[float, float, float, float], str | None]:
+def result_box(
+    res: dict,
+) -> tuple[list[str], int, int, tuple[float, float, float, float], str | None]:
     """(labels, image width, image height, xyxy pixels, review_state) of one result."""
     value = res.get("value")
     if not isinstance(value, dict):
@@ -163,7 +165,7 @@ def _box(res: dict) -> tuple[list[str], int, int, tuple[float, float, float, flo
     return labels, width, height, clipped, ROTATED_REVIEW_STATE
 
 
-def _annotation_meta(ann: dict) -> dict:
+def annotation_meta(ann: dict) -> dict:
     by = ann.get("completed_by")
     if isinstance(by, dict):
         by = by.get("email") or by.get("id")

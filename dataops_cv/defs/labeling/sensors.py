@@ -1,0 +1,51 @@
+"""The sensor that turns new commits on the labels branch into runs for the affected days."""
+
+import re
+
+import dagster as dg
+
+from dataops_cv.defs.jobs import labeled_annotations_job
+from dataops_cv.defs.labeling.assets import DROPS_PREFIX, LABELS_COMMIT_TAG, SNAPSHOT_TABLE
+from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.resources import LakeFSResource
+
+# Paths on the labels branch that make a commit a labeled commit, and the day they belong to.
+LABELED_PATH = re.compile(
+    rf"^(?:tables/{SNAPSHOT_TABLE}|{DROPS_PREFIX.rstrip('/')})/date=(\d{{4}}-\d{{2}}-\d{{2}})/")
+
+
+def labeled_partitions(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(capture days touched by label files, days that are not partitions of this location)."""
+    days = {m.group(1) for p in paths if (m := LABELED_PATH.match(p))}
+    valid = set(daily_partitions.get_partition_keys())
+    return sorted(days & valid), sorted(days - valid)
+
+
+@dg.sensor(
+    job=labeled_annotations_job,
+    name="labeled_commit_sensor",
+    minimum_interval_seconds=30,
+    description="Watches the lakeFS labels branch; for each new labeled commit, requests "
+    "labeled_annotations (and what depends on it) for exactly the capture days it touched.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def labeled_commit_sensor(context: dg.SensorEvaluationContext, lakefs: LakeFSResource):
+    store = lakefs.store()
+    if not store.branch_exists(lakefs.labels_branch):
+        return dg.SkipReason(f"no {lakefs.labels_branch} branch yet")
+    head = store.head(lakefs.labels_branch)
+    last = context.cursor
+    if last == head:
+        return dg.SkipReason(f"no new commits on {lakefs.labels_branch} since {head[:12]}")
+    # First evaluation: everything the labels branch holds that main never had.
+    diff = (store.diff(last, head) if last else
+            store.diff(lakefs.main_branch, head, three_dot=True))
+    days, foreign = labeled_partitions([d.path for d in diff])
+    if foreign:
+        context.log.warning(f"labels for days outside the partitions ignored: {foreign}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"{head}:{day}", partition_key=day,
+                                    tags={LABELS_COMMIT_TAG: head})
+                      for day in days],
+        cursor=head,
+    )
