@@ -160,16 +160,23 @@ def _print_report(report, as_json: bool, target: str = "main") -> int:
 
 def cmd_labels(args: argparse.Namespace) -> int:
     from dataops_cv import runner
-    from dataops_cv.defs.jobs import LABEL_PULL_JOB, LABELED_ANNOTATIONS_JOB, LABELING_TASKS_JOB
+    from dataops_cv.defs.jobs import (
+        LABEL_PULL_JOB,
+        LABELED_ANNOTATIONS_JOB,
+        LABELING_TASKS_JOB,
+        PRELABEL_JOB,
+    )
     from dataops_cv.defs.labeling.assets import LABELS_COMMIT_TAG
 
     runner.ensure_lakefs()
     runner.ensure_dagster_home()
-    if args.action in ("tasks", "pull"):
+    if args.action in ("tasks", "pull", "prelabel"):
         runner.ensure_label_studio()
     partition = args.partition or _latest_partition()
     if args.action == "tasks":
         report = runner.run_pipeline(partition, job_name=LABELING_TASKS_JOB)
+    elif args.action == "prelabel":
+        report = runner.run_pipeline(partition, job_name=PRELABEL_JOB)
     elif args.action == "pull":
         report = runner.run_pipeline(None, job_name=LABEL_PULL_JOB)
     else:
@@ -335,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     lb = sub.add_parser(
         "labels", help="labeling: make Label Studio tasks for a day (tasks), pull what changed "
-        "(pull), or rebuild a day's labeled annotations from the labels branch (apply)")
-    lb.add_argument("action", choices=["tasks", "pull", "apply"])
+        "(pull), send model pre-labels and rank the day for audit (prelabel), or rebuild a day's "
+        "labeled annotations from the labels branch (apply)")
+    lb.add_argument("action", choices=["tasks", "pull", "prelabel", "apply"])
     lb.add_argument("--partition", help="capture day YYYY-MM-DD for tasks/apply "
                     "(default: latest complete day)")
     lb.add_argument("--labels-commit", help="apply: the labels commit to use (default: head)")

@@ -10,6 +10,7 @@ DATAOPS_JOB = "dataops_job"
 LABEL_PULL_JOB = "label_pull_job"
 LABELING_TASKS_JOB = "labeling_tasks_job"
 LABELED_ANNOTATIONS_JOB = "labeled_annotations_job"
+PRELABEL_JOB = "prelabel_job"
 
 LABELS_BRANCH_ASSETS = dg.AssetSelection.tag(PUBLISHES_TO_TAG, LABELS_TARGET)
 
@@ -42,4 +43,13 @@ labeled_annotations_job = dg.define_asset_job(
     partitions_def=daily_partitions,
     description="Rebuild a day's labeled annotations (and what depends on them) from one labels "
     "commit; requested by labeled_commit_sensor.",
+)
+
+prelabel_job = dg.define_asset_job(
+    name=PRELABEL_JOB,
+    selection=dg.AssetSelection.assets("prelabels", "audit_queue"),
+    partitions_def=daily_partitions,
+    tags={PUBLISHES_TO_TAG: LABELS_TARGET},
+    description="Train the pre-label model on every labeled frame, send pre-labels for a day's "
+    "unlabeled tasks to Label Studio, and rank the day's frames for human audit.",
 )

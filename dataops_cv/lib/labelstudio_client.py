@@ -220,6 +220,12 @@ class LabelStudioClient:
                               project=project, fields="all", query=updated_filter(since),
                               resolve_uri=False)
 
+    def predicted_tasks(self, project: int, model_version: str) -> set[int]:
+        """Tasks that already hold a prediction of ``model_version`` (re-runs send none twice)."""
+        found = self.call(f"list predictions of project {project}", self.sdk.predictions.list,
+                          project=project)
+        return {int(p.task) for p in found if p.model_version == model_version}
+
     def task_ids(self, project: int) -> set[int]:
         return {int(t["id"]) for t in self.pages(f"list task ids of project {project}",
                                                  project=project, fields="task_only",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import torch
 
 from dataops_cv.defs.acquisition.assets import (
     quarantine_table_key,
@@ -33,7 +34,17 @@ from dataops_cv.lib.label_snapshot import (
     plan_pull,
 )
 from dataops_cv.lib.labels import import_dropped_labels
-from dataops_cv.lib.labelstudio_client import parse_ls_time
+from dataops_cv.lib.autolabel import (
+    Detection,
+    frames_to_review,
+    image_tensor,
+    predict,
+    seed_from,
+    train,
+    training_boxes,
+)
+from dataops_cv.lib.label_qa import agreement_summary, pair_scores, task_agreements
+from dataops_cv.lib.labelstudio_client import FROM_NAME, TO_NAME, parse_ls_time
 from dataops_cv.lib.layout import table_key
 from dataops_cv.lib.quarantine import QUARANTINE_SCHEMA, QuarantineRecord, Reason
 from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, to_parquet_bytes
@@ -262,4 +273,219 @@ def labeled_annotations(context: dg.AssetExecutionContext,
         "label_revision": dg.MetadataValue.text(revision or ""),
         "sources": dg.MetadataValue.json(sources),
         **tables,
+    })
+
+
+MIN_LABELED_FRAMES = 8
+MAX_TRAINING_FRAMES = 512
+PREDICT_BATCH = 32
+REVIEW_PRECISIONS = (0.9, 0.95)
+PRELABELS_SCHEMA = pa.schema([
+    ("image_sha256", pa.string()), ("ls_task_id", pa.int64()), ("model_version", pa.string()),
+    ("uncertainty", pa.float64()), ("boxes", pa.string()),  # JSON list of detections
+])
+QUEUE_SCHEMA = pa.schema([
+    ("rank", pa.int64()), ("ls_task_id", pa.int64()), ("image_sha256", pa.string()),
+    ("priority", pa.float64()), ("reasons", pa.string()), ("uncertainty", pa.float64()),
+    ("agreement", pa.float64()), ("url", pa.string()),
+])
+
+
+def _snapshot_rows(run, partitions: list[str] | None = None) -> list[dict]:
+    """Label snapshot rows on the run branch: of ``partitions``, or of every day."""
+    if partitions is None:
+        prefix = f"tables/{SNAPSHOT_TABLE}/date="
+        partitions = sorted({o.path[len(prefix):].split("/", 1)[0]
+                             for o in run.store.list_objects(run.branch, prefix)})
+    rows: list[dict] = []
+    for day in partitions:
+        rows.extend(read_table_rows(run, table_key(SNAPSHOT_TABLE, day)))
+    return rows
+
+
+def _frames_on(store, ref: str, days) -> dict[str, dict]:
+    frames: dict[str, dict] = {}
+    for day in sorted(set(days)):
+        path = table_key("raw_frames", day)
+        if store.stat_object(ref, path) is not None:
+            for f in from_parquet_bytes(store.get_object(ref, path)).to_pylist():
+                frames[str(f["sha256"])] = f
+    return frames
+
+
+def _prelabel_result(det: Detection, width: int, height: int) -> dict:
+    return {"type": "rectanglelabels", "from_name": FROM_NAME, "to_name": TO_NAME,
+            "original_width": width, "original_height": height, "score": round(det.score, 6),
+            "value": {"x": det.x_min / width * 100, "y": det.y_min / height * 100,
+                      "width": (det.x_max - det.x_min) / width * 100,
+                      "height": (det.y_max - det.y_min) / height * 100, "rotation": 0,
+                      "rectanglelabels": [det.class_name]}}
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="labeling",
+    kinds={"labelstudio", "lakefs", "pytorch"},
+    deps=[labelstudio_tasks, label_snapshot],
+    tags=LABELS_TAGS,
+    code_version="1",
+)
+def prelabels(context: dg.AssetExecutionContext, lakefs: LakeFSResource,
+              label_studio: LabelStudioResource) -> dg.MaterializeResult:
+    """Model pre-labels with per-box scores and an image uncertainty for the day's unlabeled
+    tasks, sent to Label Studio as predictions; the model is trained on every labeled frame."""
+    partition = context.partition_key
+    store = lakefs.store()
+    main = store.head(lakefs.main_branch)
+    run = open_run_branch(context, lakefs, context.asset_key)
+    tasks = {str(r["sha256"]): int(r["ls_task_id"])
+             for r in read_table_rows(run, table_key(TASKS_TABLE, partition))}
+    if not tasks:
+        raise dg.Failure(f"no Label Studio tasks for {partition}: run labelstudio_tasks first")
+    labeled = _snapshot_rows(run)
+    labeled_days = {str(r["partition"]) for r in labeled}
+    frames = _frames_on(store, main, labeled_days | {partition})
+    train_shas = sorted({str(r["image_sha256"]) for r in labeled} & set(frames))
+    if len(train_shas) < MIN_LABELED_FRAMES:
+        context.log.warning(f"{len(train_shas)} labeled frames; pre-labels start at "
+                            f"{MIN_LABELED_FRAMES}")
+        return dg.MaterializeResult(metadata={
+            "skipped": dg.MetadataValue.text(
+                f"{len(train_shas)} labeled frames, fewer than {MIN_LABELED_FRAMES}"),
+            "count_prelabeled": 0})
+    train_shas = train_shas[:MAX_TRAINING_FRAMES]
+
+    def load(shas):
+        decoded = [image_tensor(store.get_object(main, str(frames[s]["object_key"])))
+                   for s in shas]
+        return torch.stack([d[0] for d in decoded]), [(d[1], d[2]) for d in decoded]
+
+    images, sizes = load(train_shas)
+    boxes = training_boxes(labeled, dict(zip(train_shas, sizes, strict=True)), TAXONOMY)
+    keys = sorted(str(r["annotation_id"]) for r in labeled)
+    model = train(images, [boxes.get(s, []) for s in train_shas], TAXONOMY, seed_from(keys))
+    context.log.info(f"trained {model.version} on {len(train_shas)} labeled frames")
+
+    labeled_set = {str(r["image_sha256"]) for r in labeled}
+    todo = sorted(s for s in tasks if s not in labeled_set and s in frames)
+    rows, gt_right = [], []
+    gt_rows = _ground_truth(store, main, partition)
+    client = label_studio.client()
+    try:
+        project = client.ensure_project(label_studio.project_title, TAXONOMY)
+        done = client.predicted_tasks(project, model.version)
+        for start in range(0, len(todo), PREDICT_BATCH):
+            batch = todo[start:start + PREDICT_BATCH]
+            x, batch_sizes = load(batch)
+            for sha, (w, h), (dets, uncertainty) in zip(
+                    batch, batch_sizes, predict(model, x, batch_sizes), strict=True):
+                if tasks[sha] not in done:
+                    client.call(f"send pre-labels for task {tasks[sha]}",
+                                client.sdk.predictions.create, task=tasks[sha],
+                                result=[_prelabel_result(d, w, h) for d in dets],
+                                score=round(1.0 - uncertainty, 6), model_version=model.version)
+                rows.append({"image_sha256": sha, "ls_task_id": tasks[sha],
+                             "model_version": model.version, "uncertainty": uncertainty,
+                             "boxes": json.dumps([d.__dict__ for d in dets])})
+                if gt_rows is not None:
+                    f1, cls = pair_scores(
+                        [(d.class_name, d.x_min, d.y_min, d.x_max, d.y_max) for d in dets],
+                        gt_rows.get(sha, []))
+                    gt_right.append((uncertainty, f1 * cls >= RIGHT_AT))
+    finally:
+        client.close()
+    run.put(table_key("prelabels", partition), to_parquet_bytes(rows, PRELABELS_SCHEMA),
+            PARQUET_CONTENT_TYPE)
+    run.put(f"models/prelabel/{model.version}.pt", model.weights, "application/octet-stream")
+    commit = run.commit(f"prelabels {partition}: {len(rows)} frames by {model.version}",
+                        {"model_version": model.version, "labelstudio_project": str(project)})
+    review = {}
+    if gt_right:
+        review = {f"review_needed_at_precision_{p}": dg.MetadataValue.int(
+            frames_to_review(gt_right, p)) for p in REVIEW_PRECISIONS}
+        review["prelabels_right"] = dg.MetadataValue.int(sum(ok for _, ok in gt_right))
+    uncertainties = [r["uncertainty"] for r in rows]
+    return dg.MaterializeResult(metadata={
+        **commit_metadata(run, commit.id),
+        "model_version": dg.MetadataValue.text(model.version),
+        "count_prelabeled": len(rows),
+        "training_frames": len(train_shas),
+        "mean_uncertainty": dg.MetadataValue.float(
+            sum(uncertainties) / len(uncertainties) if uncertainties else 0.0),
+        **review,
+    })
+
+
+RIGHT_AT = 0.8  # a frame's pre-labels are right when box F1 x class agreement reaches this
+
+
+def _ground_truth(store, ref: str, partition: str) -> dict[str, list] | None:
+    """The day's imported labels (the synthetic generator's truth), to report how many frames
+    need review at a target precision; None when the day has none."""
+    path = table_key("imported_annotations", partition)
+    if store.stat_object(ref, path) is None:
+        return None
+    rows = from_parquet_bytes(store.get_object(ref, path)).to_pylist()
+    if not rows:
+        return None
+    out: dict[str, list] = {}
+    for r in rows:
+        out.setdefault(str(r["image_sha256"]), []).append(
+            (r["class_name"], r["x_min"], r["y_min"], r["x_max"], r["y_max"]))
+    return out
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="labeling",
+    kinds={"labelstudio", "lakefs", "parquet"},
+    deps=[prelabels, label_snapshot],
+    tags=LABELS_TAGS,
+    code_version="1",
+)
+def audit_queue(context: dg.AssetExecutionContext, lakefs: LakeFSResource,
+                label_studio: LabelStudioResource) -> dg.MaterializeResult:
+    """The day's frames ranked for human review: where the model is least sure, and where
+    annotators disagree, most urgent first, with a link to each Label Studio task."""
+    partition = context.partition_key
+    run = open_run_branch(context, lakefs, context.asset_key)
+    tasks = {str(r["sha256"]): (int(r["ls_task_id"]), int(r["ls_project"]))
+             for r in read_table_rows(run, table_key(TASKS_TABLE, partition))}
+    uncertain = {str(r["image_sha256"]): float(r["uncertainty"])
+                 for r in read_table_rows(run, table_key("prelabels", partition))}
+    agreements = {a.image_sha256: a for a in task_agreements(_snapshot_rows(run, [partition]))}
+    queue = []
+    for sha in sorted(set(uncertain) | {s for s, a in agreements.items() if a.disagreement}):
+        if sha not in tasks:
+            continue
+        reasons, priority = [], 0.0
+        if sha in uncertain:
+            reasons.append("model_uncertain")
+            priority = uncertain[sha]
+        agreement = agreements.get(sha)
+        if agreement is not None and agreement.disagreement:
+            reasons.append("annotators_disagree")
+            priority = max(priority, 1.0 - agreement.agreement)
+        task_id, project = tasks[sha]
+        queue.append({"ls_task_id": task_id, "image_sha256": sha, "priority": round(priority, 6),
+                      "reasons": ",".join(reasons), "uncertainty": uncertain.get(sha),
+                      "agreement": agreement.agreement if agreement else None,
+                      "url": f"{label_studio.url}/projects/{project}/data?task={task_id}"})
+    queue.sort(key=lambda q: (-q["priority"], q["image_sha256"]))
+    for rank, q in enumerate(queue, start=1):
+        q["rank"] = rank
+    path = table_key("audit_queue", partition)
+    run.put(path, to_parquet_bytes(queue, QUEUE_SCHEMA), PARQUET_CONTENT_TYPE)
+    commit = run.commit(f"audit_queue {partition}: {len(queue)} frames to review")
+    top = "\n".join(f"| {q['rank']} | [{q['ls_task_id']}]({q['url']}) | {q['priority']:.3f} | "
+                    f"{q['reasons']} |" for q in queue[:10])
+    summary = agreement_summary(list(agreements.values()))
+    return dg.MaterializeResult(metadata={
+        **commit_metadata(run, commit.id),
+        "count_queued": len(queue),
+        "count_disagreements": int(summary["disagreements"]),
+        **{f"qa_{k}": dg.MetadataValue.float(v) for k, v in summary.items()},
+        "table": dg.MetadataValue.path(path),
+        "top": dg.MetadataValue.md("| rank | task | priority | why |\n|---|---|---|---|\n" + top
+                                   if queue else "_nothing to review_"),
     })
