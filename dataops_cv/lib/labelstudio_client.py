@@ -5,9 +5,9 @@ Facts this module encodes (Label Studio 1.23, label-studio-sdk 2.1):
 * Incremental pulls filter on ``tasks:updated_at`` with operator ``greater`` (strict) and the
   value in ``%Y-%m-%dT%H:%M:%S.%fZ`` form (an ``+00:00`` offset is an HTTP 500). Creating or
   editing an annotation or a prediction moves the task's ``updated_at``. A write committed just
-  after a pull can carry an ``updated_at`` just before the newest one that pull saw, so every pull
-  re-reads an overlap window before its cursor and drops what it already holds by
-  (task id, ``updated_at``).
+  after a pull can carry an ``updated_at`` just before the newest one that pull saw, so a pull
+  re-reads the overlap window before the previous pull's time (see :func:`pull_start`) and
+  drops what it already holds by (task id, ``updated_at``).
 * ``updated_at`` comes back as a string or a datetime depending on the field: normalised here.
 * Task ids are reused after deletes on SQLite, so they are never a cursor; deletions are found
   by comparing the project's task count with what the snapshot holds, and only then by listing ids.
@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from xml.sax.saxutils import quoteattr
 
@@ -68,14 +69,29 @@ def parse_ls_time(value: object) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def updated_filter(since: datetime | None) -> str | None:
-    """The data-manager query for tasks updated after ``since`` minus the overlap, oldest first."""
+def pull_start(since: datetime, pulled_at: datetime | None) -> datetime:
+    """Where a pull after cursor ``since`` must start reading.
+
+    A write that was still in flight when the previous pull queried Label Studio (server time
+    ``pulled_at``) carries an ``updated_at`` within the overlap before ``pulled_at``, possibly
+    below the cursor; nothing older can be missing. So the re-read window is the overlap before
+    the previous pull, not before the cursor: after a quiet spell it is empty (a 1 ms margin
+    covers equal timestamps), and a bulk import just before the cursor is not read twice.
+    Without ``pulled_at``, the overlap is taken before the cursor.
+    """
+    if pulled_at is None:
+        return since - PULL_OVERLAP
+    return min(since - timedelta(milliseconds=1), pulled_at - PULL_OVERLAP)
+
+
+def updated_filter(since: datetime | None, pulled_at: datetime | None = None) -> str | None:
+    """The data-manager query for tasks a pull after cursor ``since`` must read, oldest first."""
     if since is None:
         return json.dumps({"ordering": ["tasks:updated_at"]})
     return json.dumps({
         "filters": {"conjunction": "and", "items": [{
             "filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
-            "value": format_ls_time(since - PULL_OVERLAP)}]},
+            "value": format_ls_time(pull_start(since, pulled_at))}]},
         "ordering": ["tasks:updated_at"],
     })
 
@@ -106,11 +122,19 @@ class LabelStudioClient:
         self.max_attempts = max(1, max_attempts)
         self.backoff_s = backoff_s
         self.requests = 0
-        self._http = httpx.Client(timeout=timeout_s, event_hooks={"request": [self._count]})
+        self.server_time: datetime | None = None  # the Date of the latest response
+        self._http = httpx.Client(timeout=timeout_s, event_hooks={
+            "request": [self._count], "response": [self._clock]})
         self.sdk = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=self._http)
 
     def _count(self, request: httpx.Request) -> None:
         self.requests += 1
+
+    def _clock(self, response: httpx.Response) -> None:
+        # Label Studio's own clock (to the second), the one its updated_at values use.
+        date = response.headers.get("date")
+        if date:
+            self.server_time = parsedate_to_datetime(date).astimezone(UTC)
 
     def close(self) -> None:
         self._http.close()
@@ -142,7 +166,10 @@ class LabelStudioClient:
             items = list(result.items or [])
             for task in items:
                 yield task.dict() if hasattr(task, "dict") else dict(task)
-            if len(items) < PAGE_SIZE or not result.has_next:
+            # The SDK's has_next only says "this page was not empty"; asking past the end is a
+            # 404, so stop on the total the response carries.
+            total = getattr(result.response, "total", None)
+            if len(items) < PAGE_SIZE or (total is not None and page * PAGE_SIZE >= total):
                 return
             page += 1
 
@@ -214,11 +241,13 @@ class LabelStudioClient:
                 have[str(frame["sha256"])] = int(task_id)
         return SyncResult(created=len(unique), existing=existing, task_ids=have)
 
-    def changed_tasks(self, project: int, since: datetime | None) -> Iterator[dict]:
-        """Tasks (with annotations) updated after ``since`` minus the overlap, oldest first."""
+    def changed_tasks(self, project: int, since: datetime | None,
+                      pulled_at: datetime | None = None) -> Iterator[dict]:
+        """Tasks (with annotations) a pull after cursor ``since`` must read (see
+        :func:`pull_start`), oldest first; ``server_time`` afterwards is this pull's time."""
         yield from self.pages(f"list tasks of project {project} changed since {since}",
-                              project=project, fields="all", query=updated_filter(since),
-                              resolve_uri=False)
+                              project=project, fields="all",
+                              query=updated_filter(since, pulled_at), resolve_uri=False)
 
     def predicted_tasks(self, project: int, model_version: str) -> set[int]:
         """Tasks that already hold a prediction of ``model_version`` (re-runs send none twice)."""

@@ -7,7 +7,13 @@ import json
 import pytest
 
 from dataops_cv.lib.label_snapshot import convert_task, merge_partition, plan_pull, task_uri
-from dataops_cv.lib.labelstudio_client import label_config, parse_ls_time, updated_filter
+from dataops_cv.lib.labelstudio_client import (
+    PULL_OVERLAP,
+    label_config,
+    parse_ls_time,
+    pull_start,
+    updated_filter,
+)
 from dataops_cv.lib.quarantine import Reason
 
 SERVER = "http://127.0.0.1:8080"
@@ -119,3 +125,14 @@ def test_label_config_and_query_forms():
     item = query["filters"]["items"][0]
     assert item["value"] == "2026-11-23T10:00:03.500000Z"  # the cursor minus the overlap
     assert item["operator"] == "greater" and query["ordering"] == ["tasks:updated_at"]
+
+
+def test_the_re_read_window_ends_at_the_previous_pull_not_at_the_cursor():
+    cursor = parse_ls_time("2026-11-23T10:00:00Z")
+    # Pulled long after the last change: only a millisecond before the cursor is re-read.
+    assert pull_start(cursor, parse_ls_time("2026-11-23T11:00:00Z")) == parse_ls_time(
+        "2026-11-23T09:59:59.999Z")
+    # Pulled right after it: writes in flight then may sit up to the overlap before the pull.
+    assert pull_start(cursor, parse_ls_time("2026-11-23T10:00:01Z")) == parse_ls_time(
+        "2026-11-23T09:59:59Z")
+    assert pull_start(cursor, None) == cursor - PULL_OVERLAP

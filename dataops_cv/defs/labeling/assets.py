@@ -138,9 +138,13 @@ def label_snapshot(
         project = client.ensure_project(label_studio.project_title, TAXONOMY)
         state = cursors.get(str(project), {})
         since = parse_ls_time(state["cursor"]) if state.get("cursor") else None
+        pulled_at = parse_ls_time(state["pulled_at"]) if state.get("pulled_at") else None
         index = {int(r["ls_task_id"]): (r["partition"] or "", r["updated_at"])
                  for r in index_rows}
-        fetched = list(client.changed_tasks(project, since))
+        # Label Studio's time just before the query (from the last response): the next pull's
+        # re-read window ends here.
+        pulled_now = client.server_time
+        fetched = list(client.changed_tasks(project, since, pulled_at))
         new_ids = {int(t["id"]) for t in fetched} - set(index)
         live = None
         if client.task_count(project) != len(index) + len(new_ids):
@@ -185,7 +189,8 @@ def label_snapshot(
     run.put(SNAPSHOT_INDEX, to_parquet_bytes(sorted(kept.values(), key=lambda r: r["ls_task_id"]),
                                              TASK_INDEX_SCHEMA), PARQUET_CONTENT_TYPE)
     cursor = plan.cursor.isoformat() if plan.cursor else None
-    cursors[str(project)] = {"cursor": cursor, "labelstudio_url": label_studio.url}
+    cursors[str(project)] = {"cursor": cursor, "labelstudio_url": label_studio.url,
+                             "pulled_at": pulled_now.isoformat() if pulled_now else None}
     run.put(SNAPSHOT_CURSOR, json.dumps(cursors, indent=2, sort_keys=True).encode(),
             "application/json")
     partitions = [p for p in plan.partitions if p]
