@@ -28,8 +28,6 @@ from typing import Any, TypeVar
 from xml.sax.saxutils import quoteattr
 
 import httpx
-from label_studio_sdk import LabelStudio
-from label_studio_sdk.core.api_error import ApiError
 
 T = TypeVar("T")
 
@@ -125,6 +123,10 @@ class LabelStudioClient:
         self.server_time: datetime | None = None  # the Date of the latest response
         self._http = httpx.Client(timeout=timeout_s, event_hooks={
             "request": [self._count], "response": [self._clock]})
+        # Imported here: the SDK takes ~1 s to import, and every Dagster step process loads the
+        # definitions, while few steps talk to Label Studio.
+        from label_studio_sdk import LabelStudio
+
         self.sdk = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=self._http)
 
     def _count(self, request: httpx.Request) -> None:
@@ -141,6 +143,8 @@ class LabelStudioClient:
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` with bounded retries on transient failures."""
+        from label_studio_sdk.core.api_error import ApiError
+
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return fn(*args, **kwargs)
@@ -268,8 +272,8 @@ def task_data(frame: Mapping[str, Any], partition: str, image: str) -> dict:
             "height": int(frame["height"])}
 
 
-def _api_detail(exc: ApiError) -> str:
-    body = exc.body
+def _api_detail(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
     if isinstance(body, dict):
         return str(body.get("detail") or body.get("validation_errors") or body)
     return str(body)[:500]

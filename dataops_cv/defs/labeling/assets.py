@@ -7,7 +7,6 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-import torch
 
 from dataops_cv.defs.acquisition.assets import (
     quarantine_table_key,
@@ -34,15 +33,6 @@ from dataops_cv.lib.label_snapshot import (
     plan_pull,
 )
 from dataops_cv.lib.labels import import_dropped_labels
-from dataops_cv.lib.autolabel import (
-    Detection,
-    frames_to_review,
-    image_tensor,
-    predict,
-    seed_from,
-    train,
-    training_boxes,
-)
 from dataops_cv.lib.label_qa import agreement_summary, pair_scores, task_agreements
 from dataops_cv.lib.labelstudio_client import FROM_NAME, TO_NAME, parse_ls_time
 from dataops_cv.lib.layout import table_key
@@ -318,7 +308,8 @@ def _frames_on(store, ref: str, days) -> dict[str, dict]:
     return frames
 
 
-def _prelabel_result(det: Detection, width: int, height: int) -> dict:
+def _prelabel_result(det, width: int, height: int) -> dict:
+    """A detection (``lib.autolabel.Detection``) as a Label Studio prediction result."""
     return {"type": "rectanglelabels", "from_name": FROM_NAME, "to_name": TO_NAME,
             "original_width": width, "original_height": height, "score": round(det.score, 6),
             "value": {"x": det.x_min / width * 100, "y": det.y_min / height * 100,
@@ -339,6 +330,18 @@ def prelabels(context: dg.AssetExecutionContext, lakefs: LakeFSResource,
               label_studio: LabelStudioResource) -> dg.MaterializeResult:
     """Model pre-labels with per-box scores and an image uncertainty for the day's unlabeled
     tasks, sent to Label Studio as predictions; the model is trained on every labeled frame."""
+    # torch and torchvision take seconds to import: only the steps that train pay for them.
+    import torch
+
+    from dataops_cv.lib.autolabel import (
+        frames_to_review,
+        image_tensor,
+        predict,
+        seed_from,
+        train,
+        training_boxes,
+    )
+
     partition = context.partition_key
     store = lakefs.store()
     main = store.head(lakefs.main_branch)
