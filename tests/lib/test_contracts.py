@@ -300,6 +300,15 @@ def test_empty_frames_table_fails_row_count(contracts):
     assert [r.name for r in report.failed()] == ["non_empty_partition"]
 
 
+@pytest.mark.parametrize("table", ["imported_annotations", "labeled_annotations"])
+def test_an_unlabeled_day_passes_every_label_statistic(contracts, table):
+    # Means and quantiles of no values judge nothing: an empty day is row_count's to flag.
+    report = validate(contracts[table], ANNOTATION_SCHEMA.empty_table().to_pandas(),
+                      related={"raw_frames": pd.DataFrame({"sha256": [sha(1)]})}, quarantined=0)
+    assert report.success and report.failed() == []
+    assert result(report, "boxes_per_image_p99").observed == "no values to judge"
+
+
 def test_repeated_sha256_needs_duplicate_of_pointing_at_a_frame(contracts):
     twice = frames(3, sha256=[sha(1), sha(2), sha(1)])
     report = validate(contracts["raw_frames"], twice, quarantined=0)

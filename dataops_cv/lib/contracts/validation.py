@@ -349,7 +349,7 @@ def _from_gx(r) -> ExpectationResult:
             sample=_plain(list(res.get("partial_unexpected_list") or [])),
             records=_plain(list(res.get("partial_unexpected_index_list") or [])))
     observed = res.get("observed_value")
-    if observed is None and r.expectation_config.type in _STATISTICS:
+    if _no_values(observed) and r.expectation_config.type in _STATISTICS:
         # A mean or quantile of no values judges nothing; an empty table is row_count's to flag.
         return ExpectationResult(**base, passed=True, observed="no values to judge",
                                  unexpected_count=0, unexpected_fraction=None)
@@ -359,6 +359,14 @@ def _from_gx(r) -> ExpectationResult:
 
 _STATISTICS = frozenset({"expect_column_mean_to_be_between",
                          "expect_column_quantile_values_to_be_between"})
+
+
+def _no_values(observed: object) -> bool:
+    """A statistic of no values: None for a mean; None or NaN for every quantile."""
+    if isinstance(observed, Mapping) and "values" in observed:
+        return all(v is None or (isinstance(v, float) and math.isnan(v))
+                   for v in observed["values"] or [None])
+    return observed is None
 
 
 def _exception_message(info: Mapping[str, object] | None) -> str | None:
