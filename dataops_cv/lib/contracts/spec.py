@@ -21,6 +21,9 @@ TYPES = ("string", "int8", "int16", "int32", "int64", "float32", "float64", "boo
 NUMERIC_TYPES = frozenset({"int8", "int16", "int32", "int64", "float32", "float64"})
 SEVERITIES = ("error", "warn")
 TAXONOMY_FILE = "taxonomy.yaml"
+# Files next to the contracts that configure a stage rather than describe a table
+# (augmentation_policy.yaml); load_contracts skips them.
+POLICY_SUFFIX = "_policy.yaml"
 TAXONOMY = "taxonomy"  # the one value ``in_set_from`` accepts
 PAIR_OPS = ("greater_than", "greater_or_equal")
 # Column names starting with this are reserved for columns validate() derives (rows per group).
@@ -384,7 +387,8 @@ def load_contract(path: Path, taxonomy: Sequence[str] | None = None) -> Contract
 
 
 def load_contracts(folder: Path, taxonomy: Sequence[str] | None = None) -> dict[str, Contract]:
-    """Every ``*.yaml`` contract in ``folder`` (all but ``taxonomy.yaml``), keyed by table name.
+    """Every ``*.yaml`` contract in ``folder`` (all but ``taxonomy.yaml`` and ``*_policy.yaml``),
+    keyed by table name.
 
     Raises:
         FileNotFoundError: ``folder`` is not a directory.
@@ -392,7 +396,8 @@ def load_contracts(folder: Path, taxonomy: Sequence[str] | None = None) -> dict[
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"data contracts folder {folder} does not exist")
-    files = sorted(p for p in folder.glob("*.yaml") if p.name != TAXONOMY_FILE)
+    files = sorted(p for p in folder.glob("*.yaml")
+                   if p.name != TAXONOMY_FILE and not p.name.endswith(POLICY_SUFFIX))
     if taxonomy is None and (folder / TAXONOMY_FILE).exists():
         taxonomy = load_taxonomy(folder / TAXONOMY_FILE)
     return {c.table: c for c in (load_contract(p, taxonomy) for p in files)}
