@@ -14,7 +14,7 @@ def test_definitions_load_and_validate():
     repo = d.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} >= {
         "raw_frames", "imported_annotations", "sensor_logs", "labelstudio_tasks",
-        "label_snapshot", "labeled_annotations"}
+        "label_snapshot", "labeled_annotations", "fused_samples", "augmented_samples"}
     assert {s.name for s in repo.schedule_defs} == {"nightly_schedule"}
     assert {s.name for s in repo.sensor_defs} >= {
         "publish_run_sensor", "failed_run_sensor", "canceled_run_sensor", "new_drop_sensor",
@@ -57,7 +57,8 @@ def test_workspace_yaml_loads_the_location():
 
 def test_every_contract_has_a_blocking_and_a_warning_check():
     graph = defs().resolve_asset_graph()
-    for table in ("raw_frames", "imported_annotations", "sensor_logs", "labeled_annotations"):
+    for table in ("raw_frames", "imported_annotations", "sensor_logs", "labeled_annotations",
+                  "fused_samples", "augmented_samples"):
         key = dg.AssetKey(table)
         blocking = graph.get_check_spec(dg.AssetCheckKey(key, f"{table}_contract"))
         warning = graph.get_check_spec(dg.AssetCheckKey(key, f"{table}_contract_warnings"))

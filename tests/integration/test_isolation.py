@@ -44,7 +44,8 @@ def _main_objects(store) -> dict[str, str]:
     return {o.path: o.checksum for o in store.list_objects("main")}
 
 
-CONTRACTED = ("raw_frames", "imported_annotations", "sensor_logs", "labeled_annotations")
+CONTRACTED = ("raw_frames", "imported_annotations", "sensor_logs", "labeled_annotations",
+              "fused_samples", "augmented_samples")
 
 
 def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instance):
@@ -70,7 +71,7 @@ def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instan
     assert merge.metadata["dagster_partition_key"] == PARTITION
     assert merge.metadata["dagster_job"] == "dataops_job"
     run_commits = {c.metadata.get("dagster_asset_key"): c
-                   for c in store.log(merge.parents[1], amount=10)
+                   for c in store.log(merge.parents[1], amount=40)
                    if c.metadata.get("dagster_run_id") == report.run_id}
     # labeled_annotations runs too: with no labels branch yet it commits an empty day table.
     assert run_commits.keys() == set(CONTRACTED)

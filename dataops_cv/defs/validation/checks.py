@@ -17,6 +17,8 @@ from dataops_cv.defs.acquisition.assets import (
     sensor_logs,
 )
 from dataops_cv.defs.acquisition.checks import CONTRACTS_DIR
+from dataops_cv.defs.augmentation.assets import augmented_samples
+from dataops_cv.defs.fusion.assets import fused_samples
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.labeling.assets import labeled_annotations
 from dataops_cv.defs.publishing.run_branch import open_run_branch
@@ -31,7 +33,8 @@ from dataops_cv.lib.tables import from_parquet_bytes
 # and key, instead of failing runs one by one.
 CONTRACTS = load_contracts(CONTRACTS_DIR)
 CONTRACTED_ASSETS = {"raw_frames": raw_frames, "imported_annotations": imported_annotations,
-                     "sensor_logs": sensor_logs, "labeled_annotations": labeled_annotations}
+                     "sensor_logs": sensor_logs, "labeled_annotations": labeled_annotations,
+                     "fused_samples": fused_samples, "augmented_samples": augmented_samples}
 SAMPLE_FAILURES = 5
 
 
