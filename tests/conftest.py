@@ -149,3 +149,13 @@ def deepforest_data() -> Path:
         pytest.fail(f"{wheel} is not a valid wheel ({exc}); delete it to download it again",
                     pytrace=False)
     return data
+
+
+@pytest.fixture
+def in_process_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of this test execute their steps in the launching process (DATAOPS_CV_EXECUTOR).
+
+    Only the suites about isolation itself (test_isolation, test_dagster_dev) keep the default
+    multiprocess executor: the rest test what assets write, and a step-process start costs ~5 s
+    on a 2-core CI machine, times ~13 steps per pipeline run."""
+    monkeypatch.setenv("DATAOPS_CV_EXECUTOR", "in_process")

@@ -69,7 +69,7 @@ import pyarrow.compute as pc
 
 from dataops_cv.lib.sensor_logs import CALIBRATION_COLUMNS, POSE_COLUMNS
 
-ALGORITHM_VERSION = "1"  # bump when fused output would change for the same config
+ALGORITHM_VERSION = "2"  # bump when fused output would change for the same config
 POSE = "pose"
 CAMERA = "camera"
 GEOHASH_ALPHABET = "0123456789bcdefghjkmnpqrstuvwxyz"
@@ -195,7 +195,7 @@ class FusionConfig:
 class FusionResult:
     """What :func:`fuse` returns: fused frames, what could not be matched, and the clock report."""
 
-    fused: pa.Table  # FUSED_SCHEMA, one row per frame with a time
+    fused: pa.Table  # FUSED_SCHEMA, one row per frame (time_source "none" when it has no time)
     unmatched: pa.Table  # UNMATCHED_SCHEMA
     clocks: pa.Table  # CLOCK_SCHEMA, one row per (session_id, device_id)
     counts: dict[str, int] = field(default_factory=dict)

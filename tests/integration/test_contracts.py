@@ -12,12 +12,15 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from dataops_cv.lib.layout import table_key
 from dataops_cv.runner import run_pipeline
 from tests.integration.fault_job import ADDED_COLUMN, RETYPED_COLUMN, retyped_annotations_job
 from tests.integration.test_acquisition import png
+
+pytestmark = pytest.mark.usefixtures("in_process_runs")
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES_AND_LABELS = ["raw_frames", "imported_annotations"]

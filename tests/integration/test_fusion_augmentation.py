@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from dataops_cv.lib.augment import AugParams, transform_boxes
@@ -14,8 +15,13 @@ from dataops_cv.lib.layout import table_key
 from dataops_cv.lib.tables import from_parquet_bytes
 from dataops_cv.runner import run_pipeline
 
+pytestmark = pytest.mark.usefixtures("in_process_runs")
+
 PARTITION = "2026-03-02"
 POLICY = Path(__file__).resolve().parents[2] / "data_contracts" / "augmentation_policy.yaml"
+# The pipeline without labeled_annotations (no labels branch here): fewer steps per run.
+PIPELINE = ["raw_frames", "imported_annotations", "sensor_logs", "fused_samples",
+            "augmented_samples"]
 
 
 def _table(store, ref: str, path: str) -> list[dict]:
@@ -91,14 +97,14 @@ def test_fused_and_augmented_samples_land_on_main_and_rerun_only_what_changed(
     # Same inputs, same policy: nothing is recomputed, main's tables keep their bytes.
     before = {p: store.stat_object("main", p).checksum for p in (
         table_key("fused_samples", PARTITION), table_key("augmented_samples", PARTITION))}
-    again = run_pipeline(PARTITION, instance=dagster_instance)
+    again = run_pipeline(PARTITION, instance=dagster_instance, select=PIPELINE)
     assert again.status == "SUCCESS", again.error
     assert again.counts["augment_computed"] == 0
     assert again.counts["augment_reused"] == len(variants)
     assert {p: store.stat_object("main", p).checksum for p in before} == before
 
     # Another seed: every variant recomputed, different bytes.
-    reseeded = run_pipeline(PARTITION, instance=dagster_instance,
+    reseeded = run_pipeline(PARTITION, instance=dagster_instance, select=PIPELINE,
                             run_config=_aug_config(_policy(tmp_path, seed=7)))
     assert reseeded.status == "SUCCESS", reseeded.error
     assert reseeded.counts["augment_computed"] == len(variants)
@@ -106,12 +112,20 @@ def test_fused_and_augmented_samples_land_on_main_and_rerun_only_what_changed(
     old_bytes = {v["sha256"] for v in variants}
     assert sum(v["sha256"] not in old_bytes for v in new) >= len(new) * 0.8
 
+    # Back to the first policy: computed again from scratch, in another run and other step
+    # processes, and byte for byte the first run's variants.
+    restored = run_pipeline(PARTITION, instance=dagster_instance, select=PIPELINE)
+    assert restored.status == "SUCCESS", restored.error
+    assert restored.counts["augment_computed"] == len(variants)
+    assert _table(store, "main", table_key("augmented_samples", PARTITION)) == variants
+
 
 def test_variants_outside_the_policy_contract_never_reach_main(store, dagster_instance,
                                                                 tmp_path):
     main_before = store.head("main")
     wild = _policy(tmp_path, rotate={"p": 1.0, "degrees": [20.0, 30.0]})
-    report = run_pipeline(PARTITION, instance=dagster_instance, run_config=_aug_config(wild))
+    report = run_pipeline(PARTITION, instance=dagster_instance, run_config=_aug_config(wild),
+                          select=PIPELINE)
     assert report.status == "FAILURE"
     failed = {c["name"] for c in report.checks if not c["passed"]}
     assert "augmented_samples_contract" in failed
@@ -150,7 +164,7 @@ def test_a_rig_drop_in_the_generic_format_is_fused_by_its_camera_log(store, dags
         writer.writeheader()
         writer.writerows(rows)
 
-    report = run_pipeline(day, instance=dagster_instance, run_config={
+    report = run_pipeline(day, instance=dagster_instance, select=PIPELINE, run_config={
         "resources": {"capture_source": {"config": {"uri": str(tmp_path / "rig")}}}})
     assert report.status == "SUCCESS", report.error
     fused = _table(store, "main", table_key("fused_samples", day))

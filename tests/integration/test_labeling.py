@@ -30,6 +30,8 @@ from dataops_cv.lib.tables import from_parquet_bytes
 from dataops_cv.runner import run_pipeline
 from tests.conftest import free_port
 
+pytestmark = pytest.mark.usefixtures("in_process_runs")
+
 W, H = 320, 240
 SMALL_DAY = {"resources": {"capture_source": {"config": {
     "synthetic_sessions": 1, "synthetic_frames": 2}}}}  # 1 session x 2 cameras x 2 frames
