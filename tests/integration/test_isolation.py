@@ -202,7 +202,10 @@ def test_conflicting_publish_fails_loudly_and_main_keeps_the_first(store, dagste
     assert store.branch_exists(second.run_branch)
 
 
-def test_four_partitions_concurrently_publish_four_isolated_merges(store, tmp_path):
+def test_four_partitions_concurrently_publish_four_isolated_merges(store, tmp_path,
+                                                                  in_process_runs):
+    """Four runs at once, each in its own process (steps in-process: the property here is
+    isolation between concurrent runs, and 4 x 13 step processes would crowd 2 cores)."""
     main_before = store.head("main")
     proc = _cli("backfill", "--start", "2026-02-10", "--end", "2026-02-13", "--parallel", "4",
                 "--json", tmp_path=tmp_path)
@@ -226,9 +229,12 @@ def test_four_partitions_concurrently_publish_four_isolated_merges(store, tmp_pa
         sensors = from_parquet_bytes(store.get_object(merge.id, table_key("sensor_logs",
                                                                           partition)))
         own_blobs = {k for k in sensors["object_key"].to_pylist() if k}
+        own_variants = set(from_parquet_bytes(store.get_object(
+            merge.id, table_key("augmented_samples", partition)))["object_key"].to_pylist())
         own_tables = {p for p in brought if f"/date={partition}/" in p}
-        assert own_frames and own_blobs and table_path in own_tables
-        assert brought == own_frames | own_blobs | own_tables, f"{partition} wrote outside it"
+        assert own_frames and own_blobs and own_variants and table_path in own_tables
+        assert brought == own_frames | own_blobs | own_variants | own_tables, \
+            f"{partition} wrote outside it"
     for partition in partitions:
         assert store.stat_object("main", table_key("raw_frames", partition)) is not None
     assert store.head("main") != main_before
