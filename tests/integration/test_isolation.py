@@ -147,7 +147,7 @@ def test_run_without_its_blocking_checks_is_not_published(store, dagster_instanc
     assert store.get_commit(report.run_branch).metadata["dagster_run_status"] == "UNAUDITED"
 
 
-def test_kill_9_mid_write_then_rerun_publishes(store, dagster_instance, tmp_path):
+def test_kill_9_mid_write_then_rerun_publishes(store, dagster_instance, tmp_path, monkeypatch):
     main_before = store.head("main")
     proc = _cli("run", "--partition", PARTITION, "--json",
                 "--config", _config(tmp_path, frames=1500), tmp_path=tmp_path, background=True)
@@ -170,13 +170,15 @@ def test_kill_9_mid_write_then_rerun_publishes(store, dagster_instance, tmp_path
     assert proc.returncode == -signal.SIGKILL
     assert store.head("main") == main_before
 
+    monkeypatch.setenv("DATAOPS_CV_EXECUTOR", "in_process")  # the kill was the multiprocess part
     report = run_pipeline(PARTITION, instance=dagster_instance)
     assert report.status == "SUCCESS" and report.publish_status == "merged", report.error
     table = from_parquet_bytes(store.get_object("main", table_key("raw_frames", PARTITION)))
     assert table.num_rows == 24
 
 
-def test_rerun_with_same_inputs_changes_nothing_on_main(store, dagster_instance):
+def test_rerun_with_same_inputs_changes_nothing_on_main(store, dagster_instance,
+                                                       in_process_runs):
     first = run_pipeline(PARTITION, instance=dagster_instance)
     assert first.status == "SUCCESS"
     objects = _main_objects(store)
@@ -190,7 +192,7 @@ def test_rerun_with_same_inputs_changes_nothing_on_main(store, dagster_instance)
 
 
 def test_conflicting_publish_fails_loudly_and_main_keeps_the_first(store, dagster_instance,
-                                                                    tmp_path):
+                                                                    tmp_path, in_process_runs):
     base = store.head("main")
     first = run_pipeline(PARTITION, instance=dagster_instance)
     other = {"resources": {"capture_source": {"config": {"synthetic_seed": 7}}}}
