@@ -178,3 +178,11 @@ def test_a_rig_drop_in_the_generic_format_is_fused_by_its_camera_log(store, dags
     clocks = _table(store, "main", f"tables/fused_samples/date={day}/_clocks.parquet")
     rates = {c["device_id"]: c["rate_hz"] for c in clocks}
     assert abs(rates["cam_a"] - 12.0) < 1.0 and abs(rates["imu0"] - 100.0) < 5.0
+
+
+def test_augmenting_a_day_that_was_never_fused_fails_loudly(store, dagster_instance):
+    main_before = store.head("main")
+    report = run_pipeline(PARTITION, instance=dagster_instance, select=["augmented_samples"])
+    assert report.status == "FAILURE"
+    assert "no fused_samples table" in report.error and "materialize fused_samples" in report.error
+    assert store.head("main") == main_before

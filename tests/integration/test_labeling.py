@@ -33,6 +33,8 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.usefixtures("in_process_runs")
 
 W, H = 320, 240
+# What a labeled day needs on main: frames, and the fused samples its augmented variants use.
+DAY_ASSETS = ["raw_frames", "sensor_logs", "fused_samples"]
 SMALL_DAY = {"resources": {"capture_source": {"config": {
     "synthetic_sessions": 1, "synthetic_frames": 2}}}}  # 1 session x 2 cameras x 2 frames
 
@@ -57,7 +59,7 @@ def _ok(report):
 
 
 def _frames_and_tasks(day, instance):
-    _ok(run_pipeline(day, select=["raw_frames"], run_config=SMALL_DAY, instance=instance))
+    _ok(run_pipeline(day, select=DAY_ASSETS, run_config=SMALL_DAY, instance=instance))
     return _ok(run_pipeline(day, job_name=LABELING_TASKS_JOB, instance=instance))
 
 
@@ -181,7 +183,7 @@ def _materialization(instance, run_id, asset):
 def test_a_vendor_coco_drop_on_the_labels_branch_requests_one_run_for_its_day(
         lakefs, store, dagster_instance):
     day = "2026-05-02"
-    _ok(run_pipeline(day, select=["raw_frames"], run_config=SMALL_DAY, instance=dagster_instance))
+    _ok(run_pipeline(day, select=DAY_ASSETS, run_config=SMALL_DAY, instance=dagster_instance))
     frames = from_parquet_bytes(store.get_object("main", table_key("raw_frames", day))).to_pylist()
     store.create_branch("labels", source="main")
     start = _sensor_tick(dagster_instance, lakefs, None)
@@ -206,6 +208,12 @@ def test_a_vendor_coco_drop_on_the_labels_branch_requests_one_run_for_its_day(
     assert (row["class_name"], row["source"], row["label_revision"]) == ("car", "coco", tick.cursor)
     assert (row["x_min"], row["y_min"], row["x_max"], row["y_max"]) == (8, 9, 48, 39)
     assert labeled.publish_status == "merged"
+    # The run rebuilt what depends on the labels: the labeled frame's variants carry its box.
+    variants = from_parquet_bytes(store.get_object(
+        "main", table_key("augmented_samples", day))).to_pylist()
+    mine = [v for v in variants if v["source_sha256"] == row["image_sha256"]]
+    assert mine and {v["label_source"] for v in mine} == {"labeled"}
+    assert sum(v["boxes"] + v["boxes_dropped"] for v in mine) == len(mine)
 
 
 def test_bad_labels_are_quarantined_deleted_tasks_leave_and_the_contract_blocks(

@@ -65,7 +65,13 @@ def augmented_samples(
     k = policy.variants_per_sample if config.variants_per_sample < 0 else config.variants_per_sample
     device = augment.resolve_device(config.device)
 
-    fused = read_table_rows(run, table_key("fused_samples", partition))
+    fused_path = table_key("fused_samples", partition)
+    if not run.exists(fused_path):
+        # No samples is a missing upstream, not an empty day: say so instead of publishing none.
+        raise dg.Failure(f"augmented_samples {partition}: no fused_samples table at {fused_path} "
+                         f"on {run.branch}; materialize fused_samples for this day first "
+                         f"(dataops_job does)")
+    fused = read_table_rows(run, fused_path)
     labeled = _boxes_by_image(read_table_rows(run, table_key("labeled_annotations", partition)))
     imported = _boxes_by_image(read_table_rows(run, table_key("imported_annotations", partition)))
     keys: dict[str, str] = {}
