@@ -475,6 +475,26 @@ class LakeFSStore:
                           amount=amount, limit=True)
         return [_commit_info(c) for c in page.results]
 
+    def last_change(self, ref: str, path: str) -> CommitInfo | None:
+        """The newest commit reachable from ``ref`` that changed the object ``path`` (None when
+        no commit did). Empty commits and commits of other paths do not count, so re-writing the
+        same bytes keeps the answer."""
+        page = self._call(f"log {ref} of {path}", self._sdk.refs_api.log_commits,
+                          self.repository, ref, amount=1, objects=[path], limit=True)
+        return _commit_info(page.results[0]) if page.results else None
+
+    def list_tags(self, prefix: str = "") -> Iterator[tuple[str, str]]:
+        """(tag, commit id) of every tag whose name starts with ``prefix``, in name order."""
+        after = ""
+        while True:
+            page = self._call(f"list tags {prefix}*", self._sdk.tags_api.list_tags,
+                              self.repository, prefix=prefix or None, after=after, amount=1000)
+            for t in page.results:
+                yield t.id, t.commit_id
+            if not page.pagination.has_more:
+                return
+            after = page.pagination.next_offset
+
     def create_tag(self, tag: str, ref: str, exist_ok: bool = False) -> str:
         """Tag the commit ``ref`` resolves to; return the commit id.
 

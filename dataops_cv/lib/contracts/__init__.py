@@ -43,6 +43,12 @@ One key per line and one list item per line, so a change to a contract is a one-
       psi_max: 0.2                   # > 0; PSI above it flags the column
       p_min: 0.01                    # in (0, 1]; a test p below it flags the column ...
       min_effect: 0.1                # ... if KS D / largest class-share change >= this
+    curation:                        # optional: quality thresholds curation applies (null: off)
+      min_laplacian_var: 30          # blur: variance of the Laplacian of luma
+      min_brightness: 25             # exposure: mean luma, 0-255
+      max_brightness: 235
+      min_contrast: 4                # standard deviation of luma
+      min_box_side_px: 4             # a box whose shorter side is smaller is tiny
 
 ``taxonomy.yaml`` is not a table: ``classes:`` lists the class names (one per line, snake_case)
 that ``in_set_from: taxonomy`` expands to; pass ``taxonomy=[...]`` to :func:`load_contract` to
@@ -65,6 +71,7 @@ from dataops_cv.lib.contracts.spec import (
     ColumnSpec,
     Contract,
     ContractError,
+    CurationSpec,
     DriftSpec,
     MeanBetween,
     Quantile,
@@ -90,7 +97,7 @@ from dataops_cv.lib.contracts.validation import (
 
 __all__ = [
     "SCHEMA_RESULT", "SEVERITIES", "TYPES", "ColumnPair", "ColumnSpec", "Contract",
-    "ContractError", "DriftSpec", "ExpectationResult", "MeanBetween", "Quantile",
+    "ContractError", "CurationSpec", "DriftSpec", "ExpectationResult", "MeanBetween", "Quantile",
     "QuarantineRate", "Relation", "Resolution", "RowCount", "Rule", "Unique", "ValidationReport",
     "build_suite", "load_contract", "load_contracts", "load_taxonomy", "rows_per_column",
     "schema_changes", "validate",

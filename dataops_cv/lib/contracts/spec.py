@@ -7,6 +7,7 @@ expected and what was found: a contract is code, and a typo in it must not silen
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import re
@@ -170,6 +171,23 @@ class DriftSpec:
 
 
 @dataclass(frozen=True)
+class CurationSpec:
+    """Quality thresholds curation applies to a table's samples (a ``curation`` section): a
+    sample below one of them is kept out of training sets as harmful, with the threshold named.
+
+    ``None`` turns a threshold off. Blur is the variance of the Laplacian of luma, exposure the
+    mean luma (0-255), contrast its standard deviation, and a tiny box one whose shorter side in
+    pixels is below ``min_box_side_px``.
+    """
+
+    min_laplacian_var: float | None = None
+    min_brightness: float | None = None
+    max_brightness: float | None = None
+    min_contrast: float | None = None
+    min_box_side_px: float | None = None
+
+
+@dataclass(frozen=True)
 class Contract:
     """A parsed, validated contract for one table (hashable: suites are cached per contract)."""
 
@@ -184,6 +202,7 @@ class Contract:
     record_id: tuple[str, ...]  # columns naming a row in evidence (e.g. rel_path); may be empty
     path: str
     sha256: str  # of the contract file's bytes: names the exact contract a report was made with
+    curation: CurationSpec | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -330,7 +349,7 @@ def load_contract(path: Path, taxonomy: Sequence[str] | None = None) -> Contract
     m = r.mapping(data, "")
     r.keys(m, "", ["table", "columns"],
            ["description", "record_id", "schema_drift", "extra_columns", "extra_column_type",
-            "expectations", "drift"])
+            "expectations", "drift", "curation"])
     table = r.snake(m["table"], "table")
     if table != path.stem:
         r.fail("table", f"expected {path.stem!r} (the file name), found {table!r}")
@@ -380,10 +399,11 @@ def load_contract(path: Path, taxonomy: Sequence[str] | None = None) -> Contract
         seen.add(rule.name)
 
     drift = _drift(r, m["drift"], columns) if "drift" in m else None
+    curation = _curation(r, m["curation"]) if "curation" in m else None
     return Contract(table=table, description=description, columns=columns, rules=rules,
                     schema_drift=schema_drift, extra_columns=extra, extra_column_type=extra_type,
                     drift=drift, record_id=record_id, path=str(path),
-                    sha256=hashlib.sha256(raw).hexdigest())
+                    sha256=hashlib.sha256(raw).hexdigest(), curation=curation)
 
 
 def load_contracts(folder: Path, taxonomy: Sequence[str] | None = None) -> dict[str, Contract]:
@@ -604,3 +624,24 @@ def _drift(r: _Reader, value: object, columns: tuple[ColumnSpec, ...]) -> DriftS
     n_ref = r.integer(m.get("reference_partitions", 7), "drift.reference_partitions", 1)
     min_rows = r.integer(m.get("min_rows", 30), "drift.min_rows", 1)
     return DriftSpec(cols, psi, p_min, effect, n_ref, min_rows)
+
+
+def _curation(r: _Reader, value: object) -> CurationSpec:
+    m = r.mapping(value, "curation")
+    names = [f.name for f in dataclasses.fields(CurationSpec)]
+    r.keys(m, "curation", [], names)
+    found: dict[str, float | None] = {}
+    for name in names:
+        v = m.get(name)
+        if v is None:
+            continue
+        number = float(r.number(v, f"curation.{name}"))
+        if number < 0:
+            r.fail(f"curation.{name}", f"expected a number >= 0 (or null), found {number}")
+        found[name] = number
+    spec = CurationSpec(**found)
+    if spec.min_brightness is not None and spec.max_brightness is not None \
+            and spec.min_brightness >= spec.max_brightness:
+        r.fail("curation.max_brightness", f"expected more than min_brightness "
+               f"{spec.min_brightness}, found {spec.max_brightness}")
+    return spec
