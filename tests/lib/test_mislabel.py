@@ -343,3 +343,13 @@ def test_planted_label_flips_are_found(capture_days):
     precision, recall = results["judged boxes"]
     assert precision >= 0.6 and recall >= 0.6
     assert min(results["every box"]) >= 0.6
+
+
+def test_a_clear_disagreement_is_an_issue_even_when_the_class_threshold_is_higher():
+    """A near-certain model sets thresholds near 1: a 0.95 vote for another class never enters
+    the confident joint, yet a label with probability 4e-7 is wrong."""
+    labels = np.array([0] * 20 + [1] * 20)
+    probs = np.array([[0.99, 0.01]] * 20 + [[0.01, 0.99]] * 19 + [[0.95, 4e-7]], dtype=np.float64)
+    found = M.find_label_issues(labels, probs)
+    assert found.is_issue.tolist() == [False] * 39 + [True]
+    assert not M.find_label_issues(labels, probs, max_given_prob=1e-9).is_issue[-1]
