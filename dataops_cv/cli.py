@@ -244,6 +244,65 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from dataops_cv import runner
+    from dataops_cv.lib.lakefs_store import LakeFSNotFound
+    from dataops_cv.lib.lineage import LineageError, lineage
+
+    store = runner.ensure_lakefs().store()
+    try:
+        found = lineage(store, args.query, args.tag)
+    except (LineageError, LakeFSNotFound) as exc:
+        print(f"lineage: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(found, indent=2, default=str))
+        return 0
+    print(_lineage_text(found))
+    return 0
+
+
+def _lineage_text(found: dict) -> str:
+    def run(r: dict | None) -> str:
+        if not r:
+            return "-"
+        return (f"{r['commit'][:12]} run {r.get('dagster_run_id', '?')} "
+                f"({r.get('dagster_job', '?')}, code {str(r.get('code_version', '?'))[:12]})")
+
+    lines = []
+    if found["kind"] == "training_set":
+        lines.append(f"{found['tag']} = commit {found['commit']}")
+        lines.append(f"  published by {run(found['published_by'])}")
+        lines.append(f"  {found['samples']} samples: "
+                     + ", ".join(f"{k} {v}" for k, v in found["splits"].items())
+                     + f" ({found['augmented']} augmented); days {', '.join(found['days'])}")
+        lines.append(f"  label revisions: {', '.join(r[:12] for r in found['label_revisions'])}")
+        lines.append("  built from:")
+        lines += [f"    {t['path']}  <- {run(t['written_by'])}" for t in found["inputs"]]
+    else:
+        lines.append(f"sample {found['sample_id']} ({found['split']}) in {found['tag']} "
+                     f"(commit {found['commit'][:12]})")
+        raw = found["raw_object"] or {}
+        lines.append(f"  raw object: {raw.get('source_uri')} -> {found['object_key']} "
+                     f"(sha256 {found['content_sha256'][:16]}…)")
+        lines.append(f"  labels: {found['label_source']} at revision {found['label_revision']}; "
+                     + ", ".join(b["class_name"] for b in found["boxes"]))
+        if found["augmentation"]:
+            a = found["augmentation"]
+            lines.append(f"  augmented from {a['augmented_from']} by policy "
+                         f"{a['policy_version']}")
+        if found["curation"]:
+            lines.append(f"  curation: {found['curation']['decision']}")
+        lines.append("  runs:")
+        lines += [f"    {r['table']}: {run(r)}" for r in found["runs"]]
+        lines.append(f"  published by {run(found['published_by'])}")
+    lines.append("  checks:")
+    lines += [f"    {c['table']} {c['date']}: {'passed' if c['success'] else 'FAILED'}"
+              + (f" ({', '.join(c['failed'])})" if c["failed"] else "")
+              for c in found["checks"]]
+    return "\n".join(lines)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from dataops_cv import runner
 
@@ -339,6 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("dev", help="start lakeFS and the Dagster UI (dagster dev)")
     v.add_argument("--port", type=int, default=3000)
     v.set_defaults(func=cmd_dev)
+
+    ln = sub.add_parser(
+        "lineage", help="where a training set (tag) or one of its samples came from: raw "
+        "object, label revision, check results, runs and code version")
+    ln.add_argument("query", help="a trainset-<name>-<version> tag, a sample id, or a content "
+                    "sha256 (or its first 8+ hex)")
+    ln.add_argument("--tag", help="look for the sample in this training-set tag only")
+    ln.add_argument("--json", action="store_true", help="print JSON")
+    ln.set_defaults(func=cmd_lineage)
 
     lb = sub.add_parser(
         "labels", help="labeling: make Label Studio tasks for a day (tasks), pull what changed "

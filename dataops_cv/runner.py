@@ -18,7 +18,12 @@ from dataops_cv.defs.publishing.publish import (
     publish_dagster_run,
     record_dagster_run_failure,
 )
-from dataops_cv.defs.publishing.run_branch import BASE_COMMIT_TAG, LABELS_TARGET, PUBLISHES_TO_TAG
+from dataops_cv.defs.publishing.run_branch import (
+    BASE_COMMIT_TAG,
+    LABELS_TARGET,
+    PUBLISHES_TO_TAG,
+    TAGS_TAG,
+)
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.lib.lakefs_server import DEFAULT_PORT, DEFAULT_REPOSITORY, LocalLakeFS
 from dataops_cv.lib.lakefs_store import MergeConflictError
@@ -158,6 +163,7 @@ class RunReport:
     counts: dict[str, int] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
     publish_status: str | None = None
+    lakefs_tags: list[str] = field(default_factory=list)
     error: str | None = None
 
     def to_json(self) -> str:
@@ -264,6 +270,9 @@ def run_pipeline(
         else:
             report.publish_status = published.status
             report.main_after = published.main_after
+            tagged = instance.get_run_by_id(result.run_id)
+            if tagged is not None and tagged.tags.get(TAGS_TAG):
+                report.lakefs_tags = tagged.tags[TAGS_TAG].split(",")
     else:
         failures = [_failure_text(e) for e in result.get_step_failure_events()]
         report.error = "; ".join(failures) or f"run {run.status.value}"

@@ -140,7 +140,8 @@ class PublishResult:
         return self.status in ("merged", "already_published", "nothing_to_publish")
 
 
-def _find_publish(store: LakeFSStore, run_id: str, main: str) -> CommitInfo | None:
+def find_publish(store: LakeFSStore, run_id: str, main: str) -> CommitInfo | None:
+    """The commit of ``main`` that published the run (its merge), if within the lookback."""
     for c in store.log(main, amount=PUBLISH_LOOKBACK):
         if c.metadata.get(RUN_ID_KEY) == run_id and c.metadata.get(RUN_STATUS_KEY) == "SUCCESS":
             return c
@@ -163,12 +164,12 @@ def publish_run(
     branch = run_branch_name(run_id)
     main_before = store.head(main)
     if not store.branch_exists(branch):
-        done = _find_publish(store, run_id, main)
+        done = find_publish(store, run_id, main)
         status = "already_published" if done else "no_branch"
         return PublishResult(status, branch, main_before, main_before)
     changed = sum(1 for _ in store.diff(main, branch, three_dot=True))
     if changed == 0:
-        status = "already_published" if _find_publish(store, run_id, main) else "nothing_to_publish"
+        status = "already_published" if find_publish(store, run_id, main) else "nothing_to_publish"
         if delete_branch:
             store.delete_branch(branch)
         return PublishResult(status, branch, main_before, main_before)

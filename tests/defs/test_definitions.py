@@ -14,7 +14,8 @@ def test_definitions_load_and_validate():
     repo = d.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} >= {
         "raw_frames", "imported_annotations", "sensor_logs", "labelstudio_tasks",
-        "label_snapshot", "labeled_annotations", "fused_samples", "augmented_samples"}
+        "label_snapshot", "labeled_annotations", "fused_samples", "augmented_samples",
+        "curated_samples", "training_set"}
     assert {s.name for s in repo.schedule_defs} == {"nightly_schedule"}
     assert {s.name for s in repo.sensor_defs} >= {
         "publish_run_sensor", "failed_run_sensor", "canceled_run_sensor", "new_drop_sensor",
@@ -28,7 +29,7 @@ def test_labeling_pulls_publish_to_the_labels_branch_and_the_pipeline_does_not_i
     d = defs()
     pipeline = {k.to_user_string() for k in d.resolve_job_def(DATAOPS_JOB).asset_layer
                 .executable_asset_keys}
-    assert "labeled_annotations" in pipeline
+    assert {"labeled_annotations", "curated_samples", "training_set"} <= pipeline
     assert not pipeline & {"labelstudio_tasks", "label_snapshot"}
     assert d.resolve_job_def(LABEL_PULL_JOB).tags[PUBLISHES_TO_TAG] == LABELS_TARGET
 
@@ -64,3 +65,7 @@ def test_every_contract_has_a_blocking_and_a_warning_check():
         warning = graph.get_check_spec(dg.AssetCheckKey(key, f"{table}_contract_warnings"))
         drift = graph.get_check_spec(dg.AssetCheckKey(key, f"{table}_drift"))
         assert blocking.blocking and not warning.blocking and not drift.blocking
+    for asset, check in (("curated_samples", "curated_samples_contract"),
+                         ("curated_samples", "curated_samples_reasons"),
+                         ("training_set", "training_set_leakage")):
+        assert graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(asset), check)).blocking

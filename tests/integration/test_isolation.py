@@ -46,6 +46,10 @@ def _main_objects(store) -> dict[str, str]:
 
 CONTRACTED = ("raw_frames", "imported_annotations", "sensor_logs", "labeled_annotations",
               "fused_samples", "augmented_samples")
+# Contracted without a drift section, and the stage-specific blocking checks.
+CONTRACTED_NO_DRIFT = ("curated_samples",)
+OTHER_BLOCKING = (("curated_samples", "curated_samples_reasons"),
+                  ("training_set", "training_set_leakage"))
 
 
 def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instance):
@@ -59,6 +63,9 @@ def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instan
         **{(t, f"{t}_contract"): (True, "error") for t in CONTRACTED},
         **{(t, f"{t}_{kind}"): (True, "warn")
            for t in CONTRACTED for kind in ("contract_warnings", "drift")},
+        **{(t, f"{t}_contract"): (True, "error") for t in CONTRACTED_NO_DRIFT},
+        **{(t, f"{t}_contract_warnings"): (True, "warn") for t in CONTRACTED_NO_DRIFT},
+        **{key: (True, "error") for key in OTHER_BLOCKING},
     }
     evidence = json.loads(store.get_object(
         "main", f"validation/raw_frames/date={PARTITION}/contract.json"))
@@ -74,7 +81,7 @@ def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instan
                    for c in store.log(merge.parents[1], amount=40)
                    if c.metadata.get("dagster_run_id") == report.run_id}
     # labeled_annotations runs too: with no labels branch yet it commits an empty day table.
-    assert run_commits.keys() == set(CONTRACTED)
+    assert run_commits.keys() == {*CONTRACTED, *CONTRACTED_NO_DRIFT, "training_set"}
     asset_commit = run_commits["raw_frames"]
     assert asset_commit.metadata["dagster_run_id"] == report.run_id
     assert asset_commit.metadata["code_version"]
@@ -234,9 +241,14 @@ def test_four_partitions_concurrently_publish_four_isolated_merges(store, tmp_pa
         own_variants = set(from_parquet_bytes(store.get_object(
             merge.id, table_key("augmented_samples", partition)))["object_key"].to_pylist())
         own_tables = {p for p in brought if f"/date={partition}/" in p}
+        # The day's training set lives in its own version folder, named after the day.
+        own_trainset = {p for p in brought if p.startswith(
+            f"trainsets/default/v{partition.replace('-', '')}-")}
         assert own_frames and own_blobs and own_variants and table_path in own_tables
-        assert brought == own_frames | own_blobs | own_variants | own_tables, \
+        assert own_trainset
+        assert brought == own_frames | own_blobs | own_variants | own_tables | own_trainset, \
             f"{partition} wrote outside it"
+        assert store.head(f"trainset-default-{own_trainset.pop().split('/')[2]}") == merge.id
     for partition in partitions:
         assert store.stat_object("main", table_key("raw_frames", partition)) is not None
     assert store.head("main") != main_before

@@ -14,14 +14,17 @@ import dagster as dg
 from dataops_cv.defs.publishing.run_branch import (
     MAIN_COMMIT_TAG,
     PUBLISH_STATUS_TAG,
+    PUBLISH_TAG_METADATA,
     RUN_BRANCH_TAG,
+    TAGS_TAG,
     run_metadata,
     target_branch,
 )
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.lakefs_store import MergeConflictError
+from dataops_cv.lib.lakefs_store import LakeFSError, LakeFSStore, MergeConflictError
 from dataops_cv.lib.run_isolation import (
     PublishResult,
+    find_publish,
     publish_run,
     record_run_failure,
     run_branch_name,
@@ -81,6 +84,43 @@ def unaudited(
     )
 
 
+def requested_tags(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """lakeFS tags the run's materializations ask for on its merge commit (training sets)."""
+    tags = set()
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        value = entry.dagster_event.event_specific_data.materialization.metadata.get(
+            PUBLISH_TAG_METADATA)
+        if value is not None:
+            tags.add(str(value.value))
+    return sorted(tags)
+
+
+def tag_publish(store: LakeFSStore, tags: list[str], result: PublishResult, run_id: str,
+                target: str) -> dict[str, str]:
+    """Put each tag on the commit that published the run (its merge commit; for a run whose
+    writes were already on the target, the target's head, which holds the same bytes).
+
+    Idempotent: a tag that already exists is left where it is. Its name is derived from the
+    content's inputs, so an existing tag already names these bytes.
+    """
+    if not tags:
+        return {}
+    if result.status == "merged":
+        commit = result.main_after
+    else:
+        done = find_publish(store, run_id, target)
+        commit = done.id if done else store.head(target)
+    out = {}
+    for tag in tags:
+        try:
+            out[tag] = store.create_tag(tag, commit, exist_ok=True)
+        except LakeFSError as exc:
+            if exc.status != 409:
+                raise
+            out[tag] = store.head(tag)
+    return out
+
+
 def publish_dagster_run(
     instance: dg.DagsterInstance, run: dg.DagsterRun, lakefs: LakeFSResource,
     blocking: Mapping[dg.AssetKey, frozenset[str]] | None = None,
@@ -114,10 +154,12 @@ def publish_dagster_run(
                                            RUN_BRANCH_TAG: run_branch_name(run.run_id)})
         record_run_failure(store, run.run_id, "PUBLISH_CONFLICT", str(exc), run_metadata(run))
         raise
+    tagged = tag_publish(store, requested_tags(instance, run.run_id), result, run.run_id, target)
     instance.add_run_tags(
         run.run_id,
         {PUBLISH_STATUS_TAG: result.status, MAIN_COMMIT_TAG: result.main_after,
-         RUN_BRANCH_TAG: result.run_branch},
+         RUN_BRANCH_TAG: result.run_branch,
+         **({TAGS_TAG: ",".join(sorted(tagged))} if tagged else {})},
     )
     return result
 

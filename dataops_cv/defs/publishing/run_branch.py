@@ -21,6 +21,9 @@ RUN_BRANCH_TAG = "dataops-cv/run-branch"
 # for the labeling pull; absent means main.
 PUBLISHES_TO_TAG = "dataops-cv/publishes-to"
 LABELS_TARGET = "labels"
+# Materialization metadata naming the lakeFS tag to put on the run's merge commit (training sets).
+PUBLISH_TAG_METADATA = "trainset_tag"
+TAGS_TAG = "dataops-cv/lakefs-tags"
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from dataops_cv.defs.acquisition.assets import (
 )
 from dataops_cv.defs.acquisition.checks import CONTRACTS_DIR
 from dataops_cv.defs.augmentation.assets import augmented_samples
+from dataops_cv.defs.curation.assets import curated_samples
 from dataops_cv.defs.fusion.assets import fused_samples
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.labeling.assets import labeled_annotations
@@ -34,7 +35,8 @@ from dataops_cv.lib.tables import from_parquet_bytes
 CONTRACTS = load_contracts(CONTRACTS_DIR)
 CONTRACTED_ASSETS = {"raw_frames": raw_frames, "imported_annotations": imported_annotations,
                      "sensor_logs": sensor_logs, "labeled_annotations": labeled_annotations,
-                     "fused_samples": fused_samples, "augmented_samples": augmented_samples}
+                     "fused_samples": fused_samples, "augmented_samples": augmented_samples,
+                     "curated_samples": curated_samples}
 SAMPLE_FAILURES = 5
 
 
