@@ -81,7 +81,7 @@ class CurationConfig(dg.Config):
         default=0, description="Keep at most this many useful frames of the day, chosen for "
         "diversity and class balance; 0 keeps every useful frame.")
     mislabel_min_boxes: int = Field(
-        default=100, description="Fewer boxes (the day's plus context) than this: the "
+        default=200, description="Fewer boxes (the day's plus context) than this: the "
         "mislabel model is not trained and the metadata says so.")
     mislabel_context_days: int = Field(
         default=6, description="Earlier curated days whose boxes also train the mislabel "
