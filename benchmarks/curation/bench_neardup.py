@@ -6,16 +6,17 @@
 Default mode. ``--n`` samples' phashes and embeddings, generated in the embedding's own space:
 each is a random luma thumbnail whose DCT coefficients are Gaussian with the RMS that rendered
 synthetic frames have (so it is as smooth as a real one), its phash computed from it the way
-``image_features`` does (32x32, DCT, median).
-``--planted`` extra samples are near duplicates of random others, a quarter each of: re-encode
-(noise on every pixel of the thumbnail), resize (the top quarter of frequencies halved, then
-noise), a 3 % crop of every side and a 3 % crop of the left and top (the window resampled from
-the source thumbnail, cubic, then noise). Their hamming and cosine spread is printed next to what real planted
-pairs measured (module docstring), so the perturbations can be checked. Rows are shuffled.
+``image_features`` does (32x32, DCT, median). ``--planted`` extra samples are near duplicates
+of random others, a quarter each of: re-encode (noise on every pixel of the thumbnail), resize
+(the top quarter of frequencies halved, then noise), a 3 % crop of every side and a 3 % crop
+of the left and top (the window resampled from the source thumbnail, cubic, then noise).
+Their hamming and cosine spread is printed, to check against what real planted pairs measured
+(module docstring of ``curation``). Rows are shuffled.
 
-It times ``near_duplicate_pairs`` and ``clusters`` and reports recall and precision of the
-planted pairs, the peak RSS of the process and the RSS growth during the call (sampled every
-5 ms). Floors, measured in the same run: brute-force exact search of the same-framing rule
+It times ``near_duplicate_pairs`` and ``clusters`` in a fresh process that loads only the
+inputs and ``curation``, and reports recall and precision of the planted pairs, that process's
+peak RSS (``ru_maxrss`` and a 5 ms sampler) and its RSS with the inputs loaded. Floors,
+measured in the same run: brute-force exact search of the same-framing rule
 (all-pairs dot products and phash distances) on a ``--subset`` sample, extrapolated
 quadratically to ``--n``; and a plain ``np.sort`` of the ``--n`` hashes.
 

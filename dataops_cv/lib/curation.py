@@ -9,7 +9,7 @@ Each image is decoded once (EXIF orientation and mode rules of :mod:`dataops_cv.
 turned to luma, blurred by a Gaussian of half a thumbnail cell (in displayed pixels, whatever
 scale the decoder used) and resampled to an 80x60 thumbnail.
 
-* ``phash``: DCT perceptual hash, 64 bits: the thumbnail resampled to 32x32, its 2-D DCT, and
+* ``phash``: DCT perceptual hash, 64 bits: the blurred luma resampled to 32x32, its 2-D DCT, and
   one bit per low frequency (the 8x8 lowest, the DC term swapped for frequency (0, 8)) set when
   the coefficient is above their median. ``phash_to_hex`` / ``phash_from_hex`` give the
   16-hex-digit form stored in tables.
@@ -27,8 +27,10 @@ up to 10 px at the edges) further from its source than the next video frame (obj
 1-13 px): 64x48 thumbnails gave cosine 0.87-0.99 for crops and 0.87-0.9999 for consecutive
 frames; global pooling makes it worse. The two differ in *where* the change is: a crop changes
 everything a little and smoothly, a new frame changes a few places a lot. Telling them apart
-takes registering one thumbnail onto the other and looking block by block, at 80x60 (at 64x48,
-3-4 % of moving consecutive frames still passed for crops; at 80x60, 0.3 %).
+takes registering one thumbnail onto the other and looking block by block, and resolution: with
+an earlier version of the registration, 3-4 % of moving consecutive frames passed for crops at
+64x48 against 0.3 % at 80x60. Keeping the 48x64 lowest of the 80x60 DCT coefficients lost
+nothing measurable and costs what a 64x48 thumbnail would.
 
 The rule (``NearDupConfig``)
 ----------------------------
@@ -47,15 +49,33 @@ synthetic days (PNG and JPEG, 2 sessions x 3 cameras x 12 frames), every frame p
 ways (JPEG q70; 0.75x bilinear; 3 % of every side cropped; 3 % of left and top cropped, as
 ``synthetic.py`` plants them). "motion" is the largest move of a box edge between the frames.
 
-TABLE_PLACEHOLDER
+=============================  =========  =======================  ======  ===============  ======================  =======
+pair (count)                   hamming    cosine                   view    registered NCC   worst block             flagged
+                               p50/95/max p5 / p50 / p95           min     p1 / p50         min / p50 / max
+=============================  =========  =======================  ======  ===============  ======================  =======
+planted JPEG q70 (864)         0/2/4      .99986 .99992 .99995     .9998   .99984 .99992    .0001 .0003 .0027       100 %
+planted resize 0.75 (864)      0/2/4      .99991 .99995 .99997     1.0     .99990 .99995    .0001 .0002 .0004       100 %
+planted crop 3 %/side (864)    6/12/20    .90334 .97684 .99229     .9789   .99948 .99976    .0008 .0022 .0077       99.9 %
+planted crop left+top (864)    6/12/18    .91638 .96073 .97366     .9918   .99969 .99987    .0003 .0012 .0043       100 %
+consecutive, motion <= 1 px    2/4/4      .99933 .99968 .99984     .9995   .99940 .99978    .0002 .0053 .0165       83 %
+(35)
+consecutive, motion 2 px (26)  2/4/4      .99814 .99926 .99979     .9990   .99868 .99975    .0021 .0053 .0316       62 %
+consecutive, motion > 2 px     4/12/20    .92340 .98544 .99795     .9510   .93746 .99381    .0051 .1823 inf         0.3 %
+(731)
+2-5 frames apart (2448)        12/28/48   .82708 .96669 .99679     .6797   .80934 .98339    .0080 inf   inf         0.5 %
+unrelated (2000)               30/38/52   .55436 .76194 .92921     --      .52456 .81664    .2970 inf   inf         0 %
+=============================  =========  =======================  ======  ===============  ======================  =======
+
+(``inf``: dropped at the coarse registration level; "view": best coarse cosine under a crop
+view, the gate to registration; "flagged": share reported by ``near_duplicate_pairs``.)
 
 Consecutive frames, decided with these numbers: a frame is *not* a near duplicate of its
-neighbour once anything in it moved more than about 2 px (one of 731 such pairs flagged). Where
-nothing moved more than a pixel the two frames differ only by sensor noise, and no thumbnail
-feature can tell them from a re-encode (their cosines overlap, 0.9993-0.9998 against
-0.9998-0.99995): they are reported as near duplicates, and they are redundant for training. On
-the generator that is 4 % of consecutive pairs; the asset can keep them apart by session,
-camera and time if it wants to. Planted pairs: recall 0.999-1.0 per variant.
+neighbour once anything in it moved more than about 2 px (2 of 731 such pairs flagged, 0.3 %).
+Where nothing moved more than a pixel or two, the frames differ only by sensor noise and no
+thumbnail feature can tell them from a re-encode (cosine p5-p95 0.99933-0.99984 against
+0.99986-0.99995): they are reported as near duplicates, and they are redundant for training.
+On the generator that is 47 of 792 consecutive pairs (6 %); the asset can keep them apart by
+session, camera and time if it wants them. Planted pairs: recall 99.9-100 % per variant.
 
 Search (``near_duplicate_pairs``)
 ---------------------------------
@@ -267,7 +287,8 @@ class NearDupConfig:
     max_crop: float = 0.08  # most a crop window may come in from a side, fraction of the side
     aligned_min_cosine: float = 0.9994  # NCC of the registered thumbnails
     block_max_residual: float = 0.008  # worst of 6x8 blocks: mean squared z-score difference
-    lsh_tables: int = 24  # random-hyperplane tables over the crop views
+    lsh_tables: int = 24  # random-hyperplane tables over the crop views (0: no crop search
+    # in batches of more than 2048 frames, which are hashed; smaller ones compare every pair)
     lsh_bits: int = 24  # hyperplanes per table
     max_bucket: int = 64  # a larger bucket pairs each member with its next max_bucket only
 
@@ -281,8 +302,8 @@ class NearDupConfig:
             raise ValueError(f"max_crop must be in [0, 0.25), got {self.max_crop}")
         if self.block_max_residual < 0:
             raise ValueError(f"block_max_residual must be >= 0, got {self.block_max_residual}")
-        if self.lsh_tables < 0 or not 1 <= self.lsh_bits <= 62 or self.max_bucket < 1:
-            raise ValueError("need lsh_tables >= 0, 1 <= lsh_bits <= 62 and max_bucket >= 1, got "
+        if self.lsh_tables < 0 or not 1 <= self.lsh_bits <= 30 or self.max_bucket < 1:
+            raise ValueError("need lsh_tables >= 0, 1 <= lsh_bits <= 30 and max_bucket >= 1, got "
                              f"{self.lsh_tables}, {self.lsh_bits}, {self.max_bucket}")
 
 
@@ -322,12 +343,12 @@ def _pair_codes(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b)
 
 
-def _bucket_pairs(keys: np.ndarray, order_key: np.ndarray, window: int, n: int) -> np.ndarray:
+def _bucket_pairs(keys: np.ndarray, window: int, n: int) -> np.ndarray:
     """Codes of the pairs that share a key: every pair of a bucket of up to ``window + 1``
-    members, and in a larger bucket each member with its next ``window`` by ``order_key``. A
-    bucket of m members (a day of blank frames) costs at most m * window pairs, not m^2, and
-    its members stay connected."""
-    order = np.lexsort((order_key, keys))
+    members, and in a larger bucket each member with its next ``window`` (by index). A bucket
+    of m members (a day of blank or identical frames) costs at most m * window pairs, not m^2,
+    and its members stay connected."""
+    order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     out = []
     for d in range(1, window + 1):
@@ -413,11 +434,10 @@ def _band_candidates(phash: np.ndarray, config: NearDupConfig) -> np.ndarray:
     split the 64 bits into H + 1 bands; two hashes within H bits agree on one of them."""
     n = len(phash)
     edges = np.linspace(0, 64, config.phash_max_hamming + 2).round().astype(int)
-    tiebreak = (phash * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(1)
     codes = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         keys = (phash >> np.uint64(64 - hi)) & np.uint64((1 << (hi - lo)) - 1)
-        band = _bucket_pairs(keys, tiebreak, config.max_bucket, n)
+        band = _bucket_pairs(keys, config.max_bucket, n)
         i, j = band // max(n, 1), band % max(n, 1)
         codes.append(band[np.bitwise_count(phash[i] ^ phash[j]) <= config.phash_max_hamming])
     return np.unique(np.concatenate(codes))
@@ -428,9 +448,9 @@ def _view_candidates(views: _Views, config: NearDupConfig) -> np.ndarray:
     the other (a crop of a frame looks like one of its views): every such pair of a small batch,
     else those sharing a random-hyperplane bucket in some table."""
     n, n_views = views.raw.shape[:2]
-    if n < 2:
+    if n < 2 or (n > _EXACT_ROWS and not config.lsh_tables):
         return np.zeros(0, np.int64)
-    if n <= _EXACT_ROWS or not config.lsh_tables:
+    if n <= _EXACT_ROWS:
         full = views.compared(np.arange(n))[:, 0]
         codes = []
         for s in range(0, n, 256):
@@ -439,20 +459,26 @@ def _view_candidates(views: _Views, config: NearDupConfig) -> np.ndarray:
             a, b = np.nonzero(best >= config.crop_min_cosine)
             codes.append(_pair_codes(rows[a], b, n)[rows[a] != b])
         return np.unique(np.concatenate(codes))
+    rng = np.random.default_rng(_LSH_SEED)
+    planes = rng.standard_normal((views.raw.shape[2], config.lsh_tables * config.lsh_bits))
+    planes = planes.astype(np.float32)
+    weights = np.left_shift(np.int32(1), np.arange(config.lsh_bits, dtype=np.int32))
+    entries = n * n_views
+    # One pass over the views for all tables: the bucket key of every view in every table.
+    keys = np.empty((config.lsh_tables, entries), dtype=np.int32)
+    for s in range(0, n, 4096):
+        block = slice(s * n_views, min(s + 4096, n) * n_views)
+        proj = (views.hashed(np.arange(s, min(s + 4096, n))).reshape(-1, views.raw.shape[2])
+                @ planes).reshape(-1, config.lsh_tables, config.lsh_bits)
+        keys[:, block] = ((proj > 0) @ weights).T
+        empty = np.flatnonzero(~proj.any(axis=(1, 2))) + block.start
+        keys[:, empty] = -1 - empty  # flat frames hash nothing; the phash bands pair them
     item = np.repeat(np.arange(n), n_views)
     full = np.tile(np.arange(n_views) == 0, n)
-    rng = np.random.default_rng(_LSH_SEED)
-    weights = np.left_shift(np.int64(1), np.arange(config.lsh_bits, dtype=np.int64))
     codes = []
-    for _ in range(config.lsh_tables):
-        planes = rng.standard_normal((views.raw.shape[2], config.lsh_bits)).astype(np.float32)
-        proj = np.concatenate([views.hashed(np.arange(s, min(s + 4096, n))).reshape(
-            -1, views.raw.shape[2]) @ planes for s in range(0, n, 4096)])
-        keys = (proj > 0) @ weights
-        empty = np.flatnonzero(~proj.any(axis=1))
-        keys[empty] = -1 - empty  # flat frames hash nothing; the phash bands pair them
-        entry = _bucket_pairs(keys, proj[:, 0], config.max_bucket, len(proj))
-        a, b = entry // len(proj), entry % len(proj)
+    for table in range(config.lsh_tables):
+        entry = _bucket_pairs(keys[table], config.max_bucket, entries)
+        a, b = entry // entries, entry % entries
         keep = (item[a] != item[b]) & (full[a] | full[b])
         codes.append(np.unique(_pair_codes(item[a[keep]], item[b[keep]], n)))
     return np.unique(np.concatenate(codes))

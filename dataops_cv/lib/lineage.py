@@ -19,8 +19,8 @@ from dataops_cv.lib.tables import from_parquet_bytes
 from dataops_cv.lib.trainset import TAG_PREFIX, parse_tag, trainset_root
 
 # The per-day tables a sample's lineage walks, in pipeline order.
-DAY_TABLES = ("raw_frames", "imported_annotations", "labeled_annotations", "fused_samples",
-              "augmented_samples", "curated_samples", "training_set")
+DAY_TABLES = ("raw_frames", "sensor_logs", "imported_annotations", "labeled_annotations",
+              "fused_samples", "augmented_samples", "curated_samples", "training_set")
 RUN_KEYS = ("dagster_run_id", "dagster_job", "dagster_partition_key", "dagster_asset_key",
             "code_version")
 
