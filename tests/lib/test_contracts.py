@@ -89,10 +89,13 @@ def result(report: ValidationReport, name: str, column: str | None = None) -> Ex
 
 def test_every_contract_loads_and_matches_the_real_schemas(contracts):
     from dataops_cv.lib.augment import AUGMENTED_SCHEMA
+    from dataops_cv.lib.curation_table import CURATED_SCHEMA
     from dataops_cv.lib.fusion import FUSED_SCHEMA
 
     assert set(contracts) == {"raw_frames", "imported_annotations", "sensor_logs",
-                              "labeled_annotations", "fused_samples", "augmented_samples"}
+                              "labeled_annotations", "fused_samples", "augmented_samples",
+                              "curated_samples"}
+    assert schema_changes(contracts["curated_samples"], CURATED_SCHEMA) == []
     assert schema_changes(contracts["fused_samples"], FUSED_SCHEMA) == []
     assert schema_changes(contracts["augmented_samples"], AUGMENTED_SCHEMA) == []
     assert schema_changes(contracts["raw_frames"], FRAMES_SCHEMA) == []
