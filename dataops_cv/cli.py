@@ -35,7 +35,7 @@ def _partition_range(start: str, end: str) -> list[str]:
 
 def cmd_lakefs(args: argparse.Namespace) -> int:
     from dataops_cv import runner
-    from dataops_cv.lib import lakefs_server
+    from dataops_cv.lib.services import lakefs_server
 
     server = runner.local_lakefs()
     if args.action == "build":
@@ -82,7 +82,7 @@ def _prune(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from dataops_cv import runner
-    from dataops_cv.lib.run_isolation import prune_run_branches
+    from dataops_cv.lib.lakefs.run_branch import prune_run_branches
 
     lakefs = runner.ensure_lakefs()
     runner.ensure_dagster_home()
@@ -246,8 +246,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     from dataops_cv import runner
-    from dataops_cv.lib.lakefs_store import LakeFSNotFound
-    from dataops_cv.lib.lineage import LineageError, lineage
+    from dataops_cv.lib.lakefs.store import LakeFSNotFound
+    from dataops_cv.lib.training_sets.lineage import LineageError, lineage
 
     store = runner.ensure_lakefs().store()
     try:
@@ -321,7 +321,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def cmd_labelstudio(args: argparse.Namespace) -> int:
     from dataops_cv import runner
-    from dataops_cv.lib import labelstudio_server as ls
+    from dataops_cv.lib.services import labelstudio_server as ls
 
     server = runner.local_label_studio()
     if args.action == "install":

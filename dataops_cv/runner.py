@@ -25,9 +25,9 @@ from dataops_cv.defs.publishing.run_branch import (
     TAGS_TAG,
 )
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.lakefs_server import DEFAULT_PORT, DEFAULT_REPOSITORY, LocalLakeFS
-from dataops_cv.lib.lakefs_store import MergeConflictError
-from dataops_cv.lib.run_isolation import run_branch_name
+from dataops_cv.lib.services.lakefs_server import DEFAULT_PORT, DEFAULT_REPOSITORY, LocalLakeFS
+from dataops_cv.lib.lakefs.store import MergeConflictError
+from dataops_cv.lib.lakefs.run_branch import run_branch_name
 
 COUNT_PREFIX = "count_"
 
@@ -38,8 +38,8 @@ def state_dir() -> Path:
 
 
 def local_label_studio():
-    from dataops_cv.lib.labelstudio_server import DEFAULT_PORT as LS_PORT
-    from dataops_cv.lib.labelstudio_server import LocalLabelStudio
+    from dataops_cv.lib.services.labelstudio_server import DEFAULT_PORT as LS_PORT
+    from dataops_cv.lib.services.labelstudio_server import LocalLabelStudio
 
     return LocalLabelStudio(state_dir=state_dir() / "label-studio",
                             port=int(os.environ.get("DATAOPS_CV_LABEL_STUDIO_PORT", LS_PORT)))

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.lakefs_server import LocalLakeFS, ensure_lakefs_binary
-from dataops_cv.lib.lakefs_store import LakeFSStore
+from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
+from dataops_cv.lib.lakefs.store import LakeFSStore
 
 CLIENT_VARS = ("LAKEFS_ENDPOINT", "LAKEFS_ACCESS_KEY_ID", "LAKEFS_SECRET_ACCESS_KEY",
                "LAKEFS_REPOSITORY", "LAKEFS_STORAGE_NAMESPACE")
@@ -46,7 +46,7 @@ def lakefs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLak
 def label_studio_server(tmp_path_factory: pytest.TempPathFactory):
     """One Label Studio for the whole session (installed once per machine, ~35 s first start);
     tests isolate themselves by project."""
-    from dataops_cv.lib.labelstudio_server import LocalLabelStudio, ensure_label_studio
+    from dataops_cv.lib.services.labelstudio_server import LocalLabelStudio, ensure_label_studio
 
     server = LocalLabelStudio(tmp_path_factory.mktemp("label-studio"), port=free_port())
     server.start(ensure_label_studio())

@@ -23,8 +23,8 @@ import statistics
 import time
 from pathlib import Path
 
-from dataops_cv.lib import augment as A
-from dataops_cv.lib.synthetic import DefectConfig, SceneConfig, synthetic_frame
+from dataops_cv.lib.augmentation import augment as A
+from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, synthetic_frame
 
 POLICY = Path(__file__).resolve().parents[2] / "data_contracts" / "augmentation_policy.yaml"
 TARGET = 0.2

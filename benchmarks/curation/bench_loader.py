@@ -39,11 +39,11 @@ from pathlib import Path
 
 import torch
 
-from dataops_cv.lib import trainset as T
-from dataops_cv.lib.lakefs_server import LocalLakeFS, ensure_lakefs_binary
-from dataops_cv.lib.lakefs_store import LakeFSConfig, LakeFSStore
-from dataops_cv.lib.synthetic import CLASSES, DefectConfig, SceneConfig, generate_day
-from dataops_cv.lib.trainset_dataset import TrainingSetDataset, collate_detection, decode_image
+from dataops_cv.lib.training_sets import writer as T
+from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
+from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
+from dataops_cv.lib.synthetic.scenes import CLASSES, DefectConfig, SceneConfig, generate_day
+from dataops_cv.lib.training_sets.dataset import TrainingSetDataset, collate_detection, decode_image
 
 TARGET_RATIO = 0.8
 DATE = "2026-11-22"

@@ -1,4 +1,4 @@
-"""Cost and accuracy of near-duplicate search (``dataops_cv.lib.curation``) against floors.
+"""Cost and accuracy of near-duplicate search (``dataops_cv.lib.curation.similarity``) against floors.
 
     python benchmarks/curation/bench_neardup.py [--n 100000] [--planted 3000] [--subset 5000]
     python benchmarks/curation/bench_neardup.py --distributions [--seeds 12]
@@ -54,7 +54,7 @@ from scipy.ndimage import map_coordinates
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dataops_cv.lib import curation as cur  # noqa: E402
+from dataops_cv.lib.curation import similarity as cur  # noqa: E402
 
 TARGET_SECONDS = 60.0
 TARGET_BYTES = 2 * 1024 ** 3
@@ -209,7 +209,7 @@ def video_day(seed: int, planted_every: int = 0):
     after every ``planted_every``-th frame. Returns ``(datas, frames, planted)`` where
     ``frames[k]`` is the generator's frame behind sample k."""
     # Imported here: the search's child process measures memory and needs none of it.
-    from dataops_cv.lib.synthetic import DefectConfig, SceneConfig, generate_day
+    from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, generate_day
     config = SceneConfig(seed=seed, sessions_per_day=2, frames_per_session=12,
                          defects=DefectConfig.none(), image_format="png" if seed % 2 == 0
                          else "jpeg")

@@ -1,4 +1,4 @@
-"""Cost of sensor fusion (``dataops_cv.lib.fusion.fuse``) against a bare nearest-time join.
+"""Cost of sensor fusion (``dataops_cv.lib.fusion.fuse.fuse``) against a bare nearest-time join.
 
     python benchmarks/fusion/bench.py [--rows 1000000] [--frames 100000] [--repeat 3]
 
@@ -44,8 +44,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataops_cv.lib.fusion import FusionConfig, fuse
-from dataops_cv.lib.sensor_logs import KNOWN_VALUE_COLUMNS, SENSOR_LOG_SCHEMA
+from dataops_cv.lib.fusion.fuse import FusionConfig, fuse
+from dataops_cv.lib.acquisition.sensor_logs import KNOWN_VALUE_COLUMNS, SENSOR_LOG_SCHEMA
 
 TARGET_SECONDS = 10.0
 TARGET_MEMORY_RATIO = 3.0

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dataops_cv.lib.synthetic import render_frame
+from dataops_cv.lib.synthetic.scenes import render_frame
 
 HERE = Path(__file__).resolve()
 
@@ -81,11 +81,11 @@ def floor(folder: Path) -> float:
 
 def child(args: argparse.Namespace) -> None:
     """One ingest run, in its own process so its peak RSS is its own."""
-    from dataops_cv.lib.ingest import FRAMES_SCHEMA, ingest_images
-    from dataops_cv.lib.lakefs_store import LakeFSConfig, LakeFSStore
-    from dataops_cv.lib.run_isolation import RunBranch, ensure_run_branch, publish_run
-    from dataops_cv.lib.sources import LocalSource
-    from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, to_parquet_bytes
+    from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA, ingest_images
+    from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
+    from dataops_cv.lib.lakefs.run_branch import RunBranch, ensure_run_branch, publish_run
+    from dataops_cv.lib.acquisition.sources import LocalSource
+    from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, to_parquet_bytes
 
     env = os.environ
     store = LakeFSStore(LakeFSConfig(env["LAKEFS_ENDPOINT"], env["LAKEFS_ACCESS_KEY_ID"],
@@ -130,7 +130,7 @@ def main() -> int:
         child(args)
         return 0
 
-    from dataops_cv.lib.lakefs_server import LocalLakeFS, ensure_lakefs_binary
+    from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -141,7 +141,7 @@ def main() -> int:
         server.start(binary=ensure_lakefs_binary())
         try:
             os.environ.update(server.client_env())
-            from dataops_cv.lib.lakefs_store import LakeFSConfig, LakeFSStore
+            from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
             env = server.client_env()
             LakeFSStore(LakeFSConfig(env["LAKEFS_ENDPOINT"], env["LAKEFS_ACCESS_KEY_ID"],
                                      env["LAKEFS_SECRET_ACCESS_KEY"], "bench")

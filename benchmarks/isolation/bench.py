@@ -24,9 +24,9 @@ import time
 import uuid
 from pathlib import Path
 
-from dataops_cv.lib.lakefs_server import LocalLakeFS, ensure_lakefs_binary
-from dataops_cv.lib.lakefs_store import LakeFSConfig, LakeFSStore
-from dataops_cv.lib.run_isolation import RunBranch, ensure_run_branch, publish_run
+from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
+from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
+from dataops_cv.lib.lakefs.run_branch import RunBranch, ensure_run_branch, publish_run
 
 TARGET_OVERHEAD_S = 0.5
 TARGET_RATIO = 0.05

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import httpx
 
-from dataops_cv.lib.label_snapshot import convert_task
-from dataops_cv.lib.labelstudio_client import PULL_OVERLAP, LabelStudioClient, parse_ls_time
-from dataops_cv.lib.labelstudio_server import LocalLabelStudio, ensure_label_studio
+from dataops_cv.lib.labeling.snapshot import convert_task
+from dataops_cv.lib.labeling.labelstudio_client import PULL_OVERLAP, LabelStudioClient, parse_ls_time
+from dataops_cv.lib.services.labelstudio_server import LocalLabelStudio, ensure_label_studio
 
 TAXONOMY = ("car", "pedestrian", "cyclist")
 W, H = 1280, 720

@@ -11,10 +11,10 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from dataops_cv.lib.labelstudio_client import LabelStudioClient
-from dataops_cv.lib.lakefs_store import LakeFSConfig, LakeFSStore
-from dataops_cv.lib.sources import Source, open_source, partition_source
-from dataops_cv.lib.synthetic import DefectConfig, SceneConfig, write_drop
+from dataops_cv.lib.labeling.labelstudio_client import LabelStudioClient
+from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
+from dataops_cv.lib.acquisition.sources import Source, open_source, partition_source
+from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, write_drop
 
 
 @functools.cache

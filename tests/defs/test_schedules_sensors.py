@@ -8,7 +8,7 @@ import dagster as dg
 from dataops_cv import runner
 from dataops_cv.definitions import defs
 from dataops_cv.defs.publishing.run_branch import MAIN_COMMIT_TAG, PUBLISH_STATUS_TAG
-from dataops_cv.lib.run_isolation import run_branch_name
+from dataops_cv.lib.lakefs.run_branch import run_branch_name
 
 
 def test_nightly_schedule_requests_the_day_that_just_ended():

@@ -54,9 +54,9 @@ def retyped_annotations_job() -> dg.JobDefinition:
 
     from dataops_cv.defs.acquisition.assets import raw_frames, read_table_rows
     from dataops_cv.defs.validation.checks import CONTRACTS, build_contract_check
-    from dataops_cv.lib.annotations import ANNOTATION_SCHEMA
-    from dataops_cv.lib.layout import table_key
-    from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, to_parquet_bytes
+    from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA
+    from dataops_cv.lib.lakefs.layout import table_key
+    from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE, to_parquet_bytes
 
     schema = pa.schema([
         *(pa.field(f.name, pa.string()) if f.name == RETYPED_COLUMN else f

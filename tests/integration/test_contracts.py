@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from dataops_cv.lib.layout import table_key
+from dataops_cv.lib.lakefs.layout import table_key
 from dataops_cv.runner import run_pipeline
 from tests.integration.fault_job import ADDED_COLUMN, RETYPED_COLUMN, retyped_annotations_job
 from tests.integration.test_acquisition import png

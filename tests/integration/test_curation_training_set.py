@@ -16,11 +16,11 @@ import pytest
 from PIL import Image
 
 from dataops_cv.defs.resources import CaptureSourceResource
-from dataops_cv.lib.curation_table import sample_id, split_list
-from dataops_cv.lib.layout import table_key
-from dataops_cv.lib.lineage import lineage
-from dataops_cv.lib.synthetic import DefectKind, generate_day
-from dataops_cv.lib.tables import from_parquet_bytes
+from dataops_cv.lib.curation.decisions import sample_id, split_list
+from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.lib.training_sets.lineage import lineage
+from dataops_cv.lib.synthetic.scenes import DefectKind, generate_day
+from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.runner import run_pipeline
 
 pytestmark = pytest.mark.usefixtures("in_process_runs")
@@ -136,7 +136,7 @@ def test_curation_and_training_set_end_to_end(store, dagster_instance, planted, 
     # -- a DataLoader over the tag yields exactly the manifest's samples with their boxes.
     import torch
 
-    from dataops_cv.lib.trainset_dataset import TrainingSetDataset, collate_detection
+    from dataops_cv.lib.training_sets.dataset import TrainingSetDataset, collate_detection
 
     boxes = _table(store, tag, f"{root}/annotations.parquet")
     want: dict[str, list] = {}

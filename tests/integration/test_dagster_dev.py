@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from dataops_cv.lib.run_isolation import RUN_BRANCH_PREFIX
+from dataops_cv.lib.lakefs.run_branch import RUN_BRANCH_PREFIX
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

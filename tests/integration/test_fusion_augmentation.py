@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from dataops_cv.lib.augment import AugParams, transform_boxes
-from dataops_cv.lib.layout import table_key
-from dataops_cv.lib.tables import from_parquet_bytes
+from dataops_cv.lib.augmentation.augment import AugParams, transform_boxes
+from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.runner import run_pipeline
 
 pytestmark = pytest.mark.usefixtures("in_process_runs")
@@ -141,7 +141,7 @@ def test_a_rig_drop_in_the_generic_format_is_fused_by_its_camera_log(store, dags
     calibration) in a CSV camera log: fusion takes times, sessions and calibration from the log."""
     import csv
 
-    from dataops_cv.lib.synthetic import DefectConfig, SceneConfig, session_id, write_drop
+    from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, session_id, write_drop
 
     day = "2026-03-05"
     drop = tmp_path / "rig" / day

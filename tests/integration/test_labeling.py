@@ -24,9 +24,9 @@ from dataops_cv.defs.jobs import (
     PRELABEL_JOB,
 )
 from dataops_cv.defs.labeling.assets import LABELS_COMMIT_TAG, drop_prefix
-from dataops_cv.lib.labelstudio_client import PULL_OVERLAP, LabelStudioClient
-from dataops_cv.lib.layout import table_key
-from dataops_cv.lib.tables import from_parquet_bytes
+from dataops_cv.lib.labeling.labelstudio_client import PULL_OVERLAP, LabelStudioClient
+from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.runner import run_pipeline
 from tests.conftest import free_port
 

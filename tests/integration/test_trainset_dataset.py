@@ -15,13 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-from dataops_cv.lib import trainset as T
-from dataops_cv.lib.images import to_rgb
-from dataops_cv.lib.lakefs_store import LakeFSStore
-from dataops_cv.lib.synthetic import CLASSES, DefectConfig, SceneConfig, generate_day
-from dataops_cv.lib import trainset_dataset as D
-from dataops_cv.lib.tables import from_parquet_bytes
-from dataops_cv.lib.trainset_dataset import (
+from dataops_cv.lib.training_sets import writer as T
+from dataops_cv.lib.core.images import to_rgb
+from dataops_cv.lib.lakefs.store import LakeFSStore
+from dataops_cv.lib.synthetic.scenes import CLASSES, DefectConfig, SceneConfig, generate_day
+from dataops_cv.lib.training_sets import dataset as D
+from dataops_cv.lib.core.tables import from_parquet_bytes
+from dataops_cv.lib.training_sets.dataset import (
     ShardDigestError,
     TrainingSetDataset,
     TrainingSetError,

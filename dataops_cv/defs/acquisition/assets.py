@@ -6,16 +6,16 @@ from dagster_aws.s3 import S3Resource
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import commit_metadata, open_run_branch
 from dataops_cv.defs.resources import CaptureSourceResource, LakeFSResource
-from dataops_cv.lib.annotations import ANNOTATION_SCHEMA
-from dataops_cv.lib.ingest import FRAMES_SCHEMA, ingest_images
-from dataops_cv.lib.labels import import_annotations
-from dataops_cv.lib.layout import table_key
-from dataops_cv.lib.previews import grid_png, markdown_image
-from dataops_cv.lib.quality import frame_quality_summary, label_quality_summary
-from dataops_cv.lib.quarantine import QUARANTINE_SCHEMA, QuarantineRecord
-from dataops_cv.lib.run_isolation import RunBranch
-from dataops_cv.lib.sensor_ingest import MANIFEST_SCHEMA, ingest_sensor_logs
-from dataops_cv.lib.tables import (
+from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA
+from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA, ingest_images
+from dataops_cv.lib.acquisition.labels import import_annotations
+from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.lib.core.previews import grid_png, markdown_image
+from dataops_cv.lib.validation.quality import frame_quality_summary, label_quality_summary
+from dataops_cv.lib.core.quarantine import QUARANTINE_SCHEMA, QuarantineRecord
+from dataops_cv.lib.lakefs.run_branch import RunBranch
+from dataops_cv.lib.acquisition.sensor_ingest import MANIFEST_SCHEMA, ingest_sensor_logs
+from dataops_cv.lib.core.tables import (
     PARQUET_CONTENT_TYPE,
     from_parquet_bytes,
     table_to_parquet_bytes,

@@ -10,9 +10,9 @@ from dataops_cv.defs.acquisition.assets import raw_frames
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.contracts import ContractError, Resolution, load_contract
-from dataops_cv.lib.layout import table_key
-from dataops_cv.lib.tables import from_parquet_bytes
+from dataops_cv.lib.validation.contracts import ContractError, Resolution, load_contract
+from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.lib.core.tables import from_parquet_bytes
 
 RAW_FRAMES_RESOLUTION_CHECK = "raw_frames_resolution"
 CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "data_contracts"

@@ -8,8 +8,8 @@ from dagster_aws.s3 import S3Resource
 from dataops_cv.defs.jobs import dataops_job
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.resources import CaptureSourceResource
-from dataops_cv.lib.drops import changed_drops, drop_fingerprints
-from dataops_cv.lib.sources import open_source
+from dataops_cv.lib.acquisition.drops import changed_drops, drop_fingerprints
+from dataops_cv.lib.acquisition.sources import open_source
 
 
 @dg.sensor(

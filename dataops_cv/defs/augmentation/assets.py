@@ -17,9 +17,9 @@ from dataops_cv.defs.labeling.assets import labeled_annotations
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import commit_metadata, open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.layout import table_key
-from dataops_cv.lib.previews import grid_png, markdown_image
-from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, to_parquet_bytes
+from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.lib.core.previews import grid_png, markdown_image
+from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE, to_parquet_bytes
 
 POLICY_FILE = "augmentation_policy.yaml"
 
@@ -56,7 +56,7 @@ def augmented_samples(
 ) -> dg.MaterializeResult:
     """One day's augmented variants: K per distinct fused frame, PNG bytes under augmented/<sha256>,
     a row per variant with its source and exact parameters, and the moved boxes."""
-    from dataops_cv.lib import augment  # torch and the kernels load only in this step
+    from dataops_cv.lib.augmentation import augment  # torch and the kernels load only in this step
 
     partition = context.partition_key
     run = open_run_branch(context, lakefs, context.asset_key)

@@ -19,8 +19,8 @@ from dataops_cv.defs.labeling.assets import labeled_annotations
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import commit_metadata, open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.contracts import load_contract
-from dataops_cv.lib.curation_table import (
+from dataops_cv.lib.validation.contracts import load_contract
+from dataops_cv.lib.curation.decisions import (
     CURATED_SCHEMA,
     BoxIssue,
     CurationSample,
@@ -31,10 +31,10 @@ from dataops_cv.lib.curation_table import (
     split_list,
     summary,
 )
-from dataops_cv.lib.layout import earlier_partitions, table_key
-from dataops_cv.lib.previews import grid_png, markdown_image
-from dataops_cv.lib.run_isolation import RunBranch
-from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, to_parquet_bytes
+from dataops_cv.lib.lakefs.layout import earlier_partitions, table_key
+from dataops_cv.lib.core.previews import grid_png, markdown_image
+from dataops_cv.lib.lakefs.run_branch import RunBranch
+from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE, to_parquet_bytes
 
 CONTRACT_FILE = "curated_samples.yaml"
 # Images decoded per batch for features and crops: bounds memory whatever the day's size.
@@ -92,7 +92,7 @@ class CurationConfig(dg.Config):
         "its disputes are not used (and the metadata says so).")
     phash_max_hamming: int = Field(
         default=-1, description="Override the near-duplicate hash distance; -1 keeps the "
-        "default of dataops_cv.lib.curation.")
+        "default of dataops_cv.lib.curation.similarity.")
     embedding_min_cosine: float = Field(
         default=-1.0, description="Override the near-duplicate embedding similarity; -1 keeps "
         "the default.")
@@ -121,7 +121,7 @@ def _features(run: RunBranch, keys: dict[str, str], cached: dict[str, dict], ver
               log) -> dict[str, dict]:
     """phash and embedding per sha256: from the day's cache when computed by this feature
     version, else decoded once (in bounded batches) and computed."""
-    from dataops_cv.lib import curation
+    from dataops_cv.lib.curation import similarity as curation
 
     out = {sha: row for sha, row in cached.items()
            if sha in keys and row["feature_version"] == version}
@@ -141,7 +141,7 @@ def _features(run: RunBranch, keys: dict[str, str], cached: dict[str, dict], ver
 def _crops(run: RunBranch, boxes_by_key: dict[str, list[LabelBox]]):
     """Crops, geometry, labels, image ids, annotation ids and whether each box can be judged
     (not too small, not hidden under other boxes), decoding each image once."""
-    from dataops_cv.lib import mislabel
+    from dataops_cv.lib.curation import mislabels as mislabel
 
     crops, geometry, judged, names, groups, ids = [], [], [], [], [], []
     for key in sorted(boxes_by_key):
@@ -164,7 +164,7 @@ def _label_issues(run: RunBranch, partition: str, samples: list[CurationSample],
                   config: CurationConfig, log) -> tuple[dict[str, BoxIssue], list[dict], str]:
     """Disputed boxes of the day by confident learning on out-of-fold predictions, the scored
     boxes as rows, and a note for the metadata."""
-    from dataops_cv.lib import mislabel
+    from dataops_cv.lib.curation import mislabels as mislabel
 
     day: dict[str, list[LabelBox]] = {}
     sha_of: dict[str, str] = {}
@@ -241,7 +241,8 @@ def curated_samples(
 ) -> dg.MaterializeResult:
     """One day's frames, each labelled useful, useless (duplicate, unlabeled, not selected) or
     harmful (likely mislabeled, tiny box, blurry, badly exposed) with its reasons and evidence."""
-    from dataops_cv.lib import curation, mislabel  # torch loads only in this step
+    from dataops_cv.lib.curation import similarity as curation
+    from dataops_cv.lib.curation import mislabels as mislabel  # torch loads only in this step
 
     partition = context.partition_key
     run = open_run_branch(context, lakefs, context.asset_key)

@@ -7,8 +7,8 @@ from dataops_cv.defs.curation.assets import curated_samples
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.curation_table import check_rows, sample_id, summary
-from dataops_cv.lib.layout import table_key
+from dataops_cv.lib.curation.decisions import check_rows, sample_id, summary
+from dataops_cv.lib.lakefs.layout import table_key
 
 CURATED_REASONS_CHECK = "curated_samples_reasons"
 

@@ -9,9 +9,9 @@ from dataops_cv.defs.acquisition.assets import raw_frames, sensor_logs
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import commit_metadata, open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.fusion import FusionConfig, fuse
-from dataops_cv.lib.layout import table_key
-from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, table_to_parquet_bytes
+from dataops_cv.lib.fusion.fuse import FusionConfig, fuse
+from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, table_to_parquet_bytes
 
 FRAME_COLUMNS = ["sha256", "object_key", "rel_path", "device_id", "capture_time"]
 PREVIEW_ROWS = 10
@@ -93,7 +93,7 @@ def fused_samples(
     if stats[sensors_path] is not None:
         sensors = from_parquet_bytes(run.read(sensors_path))
     else:
-        from dataops_cv.lib.sensor_ingest import empty_sensor_table
+        from dataops_cv.lib.acquisition.sensor_ingest import empty_sensor_table
 
         sensors = empty_sensor_table()
     result = fuse(frames, sensors, fusion_config)

@@ -23,21 +23,21 @@ from dataops_cv.defs.publishing.run_branch import (
     open_run_branch,
 )
 from dataops_cv.defs.resources import LabelStudioResource, LakeFSResource
-from dataops_cv.lib.annotations import ANNOTATION_SCHEMA
-from dataops_cv.lib.contracts import load_taxonomy
-from dataops_cv.lib.label_snapshot import (
+from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA
+from dataops_cv.lib.validation.contracts import load_taxonomy
+from dataops_cv.lib.labeling.snapshot import (
     SNAPSHOT_SCHEMA,
     TASK_INDEX_SCHEMA,
     convert_task,
     merge_partition,
     plan_pull,
 )
-from dataops_cv.lib.labels import import_dropped_labels
-from dataops_cv.lib.label_qa import agreement_summary, pair_scores, task_agreements
-from dataops_cv.lib.labelstudio_client import FROM_NAME, TO_NAME, parse_ls_time
-from dataops_cv.lib.layout import table_key
-from dataops_cv.lib.quarantine import QUARANTINE_SCHEMA, QuarantineRecord, Reason
-from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, to_parquet_bytes
+from dataops_cv.lib.acquisition.labels import import_dropped_labels
+from dataops_cv.lib.labeling.qa import agreement_summary, pair_scores, task_agreements
+from dataops_cv.lib.labeling.labelstudio_client import FROM_NAME, TO_NAME, parse_ls_time
+from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.lib.core.quarantine import QUARANTINE_SCHEMA, QuarantineRecord, Reason
+from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, to_parquet_bytes
 
 TAXONOMY = load_taxonomy(CONTRACTS_DIR / "taxonomy.yaml")
 LABELS_COMMIT_TAG = "dataops-cv/labels-commit"
@@ -333,7 +333,7 @@ def prelabels(context: dg.AssetExecutionContext, lakefs: LakeFSResource,
     # torch and torchvision take seconds to import: only the steps that train pay for them.
     import torch
 
-    from dataops_cv.lib.autolabel import (
+    from dataops_cv.lib.labeling.autolabel import (
         frames_to_review,
         image_tensor,
         predict,

@@ -21,8 +21,8 @@ from dataops_cv.defs.publishing.run_branch import (
     target_branch,
 )
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.lakefs_store import LakeFSError, LakeFSStore, MergeConflictError
-from dataops_cv.lib.run_isolation import (
+from dataops_cv.lib.lakefs.store import LakeFSError, LakeFSStore, MergeConflictError
+from dataops_cv.lib.lakefs.run_branch import (
     PublishResult,
     find_publish,
     publish_run,

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 import dagster as dg
 
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.run_isolation import RunBranch, ensure_run_branch
-from dataops_cv.lib.versioning import code_version
+from dataops_cv.lib.lakefs.run_branch import RunBranch, ensure_run_branch
+from dataops_cv.lib.core.versioning import code_version
 
 # Set by whoever launches a run (CLI, tests) to main's commit at launch; absent for runs launched
 # from the UI or the daemon, whose first step then fixes the base at main's head.

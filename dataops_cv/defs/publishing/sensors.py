@@ -9,7 +9,7 @@ from dataops_cv.defs.publishing.publish import (
     record_dagster_run_failure,
 )
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.lakefs_store import MergeConflictError
+from dataops_cv.lib.lakefs.store import MergeConflictError
 
 
 @dg.run_status_sensor(

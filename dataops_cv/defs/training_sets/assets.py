@@ -20,10 +20,10 @@ from dataops_cv.defs.publishing.run_branch import (
     open_run_branch,
 )
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.contracts import load_taxonomy
-from dataops_cv.lib.layout import earlier_partitions, table_key
-from dataops_cv.lib.run_isolation import RunBranch
-from dataops_cv.lib.tables import PARQUET_CONTENT_TYPE
+from dataops_cv.lib.validation.contracts import load_taxonomy
+from dataops_cv.lib.lakefs.layout import earlier_partitions, table_key
+from dataops_cv.lib.lakefs.run_branch import RunBranch
+from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE
 
 # Bumped when the same inputs would give other bytes: it is part of every version.
 BUILD_VERSION = "1"
@@ -102,7 +102,8 @@ def training_set(
 ) -> Iterator[dg.MaterializeResult]:
     """The training set as of one day: the useful samples of the curated days up to it, split
     train/val/test by leakage group and class, as a manifest and shards tagged on publish."""
-    from dataops_cv.lib import curation, trainset
+    from dataops_cv.lib.curation import similarity as curation
+    from dataops_cv.lib.training_sets import writer as trainset
 
     partition = context.partition_key
     run = open_run_branch(context, lakefs, context.asset_key)

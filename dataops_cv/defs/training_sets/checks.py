@@ -9,7 +9,7 @@ from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.defs.training_sets.assets import training_set
-from dataops_cv.lib.layout import table_key
+from dataops_cv.lib.lakefs.layout import table_key
 
 TRAINING_SET_LEAKAGE_CHECK = "training_set_leakage"
 
@@ -25,7 +25,7 @@ TRAINING_SET_LEAKAGE_CHECK = "training_set_leakage"
 )
 def training_set_leakage(context: dg.AssetCheckExecutionContext,
                          lakefs: LakeFSResource) -> dg.AssetCheckResult:
-    from dataops_cv.lib import curation
+    from dataops_cv.lib.curation import similarity as curation
 
     partition = context.partition_key
     run = open_run_branch(context, lakefs, training_set.key)
@@ -88,7 +88,7 @@ def training_set_leakage(context: dg.AssetCheckExecutionContext,
 
 def _root_of(run, partition: str) -> str | None:
     """The version folder the day's training set was written to (from its commit metadata)."""
-    from dataops_cv.lib.trainset import parse_tag, trainset_root
+    from dataops_cv.lib.training_sets.writer import parse_tag, trainset_root
 
     change = run.store.last_change(run.branch, table_key("training_set", partition))
     parsed = parse_tag(change.metadata.get("trainset_tag", "")) if change else None

@@ -24,11 +24,11 @@ from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.labeling.assets import labeled_annotations
 from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.contracts import Contract, Relation, load_contracts
-from dataops_cv.lib.layout import earlier_partitions, table_key, validation_key
-from dataops_cv.lib.quarantine import Reason
-from dataops_cv.lib.run_isolation import RunBranch
-from dataops_cv.lib.tables import from_parquet_bytes
+from dataops_cv.lib.validation.contracts import Contract, Relation, load_contracts
+from dataops_cv.lib.lakefs.layout import earlier_partitions, table_key, validation_key
+from dataops_cv.lib.core.quarantine import Reason
+from dataops_cv.lib.lakefs.run_branch import RunBranch
+from dataops_cv.lib.core.tables import from_parquet_bytes
 
 # Loaded when the definitions load: a broken contract stops the code location, naming the file
 # and key, instead of failing runs one by one.
@@ -62,7 +62,7 @@ def _drift_outcome(run: RunBranch, contract: Contract, partition: str,
                    current: pd.DataFrame) -> tuple[bool, str, dict, bytes]:
     """Compare the partition with the contract's reference partitions as of the run's base;
     return (passed, description, metadata, report JSON)."""
-    from dataops_cv.lib.drift import compare
+    from dataops_cv.lib.validation.drift import compare
 
     spec = contract.drift
     assert spec is not None
@@ -142,7 +142,7 @@ def build_contract_check(table: str, contract: Contract, asset: dg.AssetsDefinit
         ],
     )
     def _check(context: dg.AssetCheckExecutionContext, lakefs: LakeFSResource):
-        from dataops_cv.lib.contracts import validate  # GX import is slow: only where it runs
+        from dataops_cv.lib.validation.contracts import validate  # GX import is slow: only where it runs
 
         partition = context.partition_key
         run = open_run_branch(context, lakefs, asset.key)

@@ -1,0 +1,599 @@
+"""Training sets: leakage-free stratified splits, a per-sample manifest and Parquet image shards.
+
+A training set lives under ``trainsets/<name>/<version>/`` on lakeFS::
+
+    manifest.parquet        one row per sample (MANIFEST_SCHEMA), ordered by (split, sample_id)
+    annotations.parquet     one row per box (ANNOTATIONS_SCHEMA), in manifest order
+    shards/<split>-<nnnnn>.parquet
+                            the samples' original encoded image bytes and boxes (SHARD_SCHEMA),
+                            in manifest order, in small row groups so a reader can stream them
+
+The manifest's ``shard``/``shard_row`` columns say where each sample is, ``shard_sha256`` is the
+SHA-256 of that whole shard file (a reader verifies a downloaded shard against it without any other
+file), and ``image_offset``/``image_size`` locate the sample's image bytes inside the shard file:
+the image column is stored uncompressed and PLAIN-encoded, so each image lies in the file verbatim
+and a reader can fetch one sample without decoding its row group (what makes shuffled access as
+cheap as sequential). A reader checks such a slice against ``content_sha256``.
+
+The version is ``v<YYYYMMDD>-<10 hex>`` of a digest over the manifest bytes and the shard digests,
+so the same inputs give the same version and any changed byte gives a new one; the publish step
+tags the merged commit ``trainset-<name>-<version>``.
+
+Splitting
+---------
+:func:`assign_splits` keeps every leakage group (session + near-duplicate cluster) in one split and
+stratifies by class. :func:`plan_training_set` applies it to originals only; an augmented variant
+follows its source and is kept only when the source is in ``train``: augmenting evaluation samples
+would leak nothing, but val/test must measure the model on originals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataops_cv.lib.core.tables import to_parquet_bytes
+
+SPLITS = ("train", "val", "test")
+MANIFEST_PATH = "manifest.parquet"
+ANNOTATIONS_PATH = "annotations.parquet"
+SHARDS_DIR = "shards"
+
+DEFAULT_MAX_SHARD_BYTES = 64 << 20
+DEFAULT_MAX_SHARD_ROWS = 4096
+DEFAULT_ROW_GROUP_ROWS = 32
+
+NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_NAME_LEN = 64
+VERSION_RE = re.compile(r"^v\d{8}-[0-9a-f]{10}$")
+TAG_PREFIX = "trainset-"
+_TAG_RE = re.compile(r"^trainset-([a-z0-9]+(?:-[a-z0-9]+)*)-(v\d{8}-[0-9a-f]{10})$")
+_FRACTION_TOLERANCE = 1e-6
+
+BOX_TYPE = pa.struct([
+    ("annotation_id", pa.string()),
+    ("class_name", pa.string()),
+    ("class_id", pa.int32()),
+    ("x_min", pa.float64()),
+    ("y_min", pa.float64()),
+    ("x_max", pa.float64()),
+    ("y_max", pa.float64()),
+])
+
+SHARD_SCHEMA = pa.schema([
+    ("sample_id", pa.string()),
+    ("content_sha256", pa.string()),
+    ("image", pa.binary()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("boxes", pa.list_(BOX_TYPE)),
+])
+
+MANIFEST_SCHEMA = pa.schema([
+    ("sample_id", pa.string()),
+    ("content_sha256", pa.string()),
+    ("object_key", pa.string()),
+    ("date", pa.string()),
+    ("rel_path", pa.string()),
+    ("session_id", pa.string()),
+    ("camera", pa.string()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("split", pa.string()),
+    ("group_key", pa.string()),
+    ("classes", pa.list_(pa.string())),
+    ("n_boxes", pa.int32()),
+    ("label_source", pa.string()),
+    ("label_revision", pa.string()),
+    ("augmented_from", pa.string()),
+    ("aug_policy_version", pa.string()),
+    ("aug_input_key", pa.string()),
+    ("aug_params", pa.string()),
+    ("shard", pa.string()),
+    ("shard_row", pa.int32()),
+    ("shard_sha256", pa.string()),
+    ("image_offset", pa.int64()),
+    ("image_size", pa.int64()),
+])
+
+ANNOTATIONS_SCHEMA = pa.schema([
+    ("sample_id", pa.string()),
+    ("annotation_id", pa.string()),
+    ("class_name", pa.string()),
+    ("class_id", pa.int32()),
+    ("x_min", pa.float64()),
+    ("y_min", pa.float64()),
+    ("x_max", pa.float64()),
+    ("y_max", pa.float64()),
+    ("split", pa.string()),
+])
+
+# Encoded images do not shrink under zstd; stored uncompressed (and without dictionary encoding)
+# each lies verbatim in the file, where the manifest's image_offset points. Everything else is
+# small and compresses well.
+_SHARD_COMPRESSION = {
+    "sample_id": "ZSTD", "content_sha256": "ZSTD", "image": "NONE", "width": "ZSTD",
+    "height": "ZSTD", **{f"boxes.list.element.{f.name}": "ZSTD" for f in BOX_TYPE},
+}
+# Generous upper bounds on what Parquet adds around the values, used to close a shard before it
+# passes max_shard_bytes; the encoded size is checked afterwards, so these only need to be close.
+_ROW_OVERHEAD = 160
+_BOX_OVERHEAD = 64
+_FILE_OVERHEAD = 8192
+_ROW_GROUP_OVERHEAD = 2048
+
+
+class ContentMismatchError(ValueError):
+    """Fetched image bytes do not hash to the sample's recorded ``content_sha256``."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """One annotated box, xyxy in pixels of the displayed (EXIF-oriented) image."""
+
+    annotation_id: str
+    class_name: str
+    class_id: int
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+
+@dataclass(frozen=True)
+class SampleIn:
+    """One sample the training-set asset hands over: an original or an augmented variant."""
+
+    sample_id: str
+    content_sha256: str
+    object_key: str  # lakeFS path of the image bytes
+    date: str  # capture day partition
+    rel_path: str
+    session_id: str | None
+    camera: str | None
+    width: int
+    height: int
+    group_key: str  # leakage group (session + near-duplicate cluster)
+    boxes: tuple[Box, ...]
+    label_source: str  # labeled | imported
+    label_revision: str  # lakeFS commit id of the label snapshot
+    augmented_from: str | None = None  # sample_id of the source of an augmented variant
+    aug_policy_version: str | None = None
+    aug_input_key: str | None = None
+    aug_params: str | None = None  # JSON
+
+
+@dataclass(frozen=True)
+class PlannedSample:
+    """A sample with the split it was assigned."""
+
+    sample: SampleIn
+    split: str
+
+
+class TrainingSetFile(NamedTuple):
+    """One file of a training set: ``path`` relative to the training-set root."""
+
+    path: str
+    data: bytes
+    sha256: str
+
+
+def check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
+    """``fractions`` validated, in ``SPLITS`` order (missing splits get 0).
+
+    Raises:
+        ValueError: an unknown split name, a negative fraction, or fractions not summing to 1.
+    """
+    unknown = sorted(set(fractions) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown split name(s) {unknown} in fractions; expected a subset of "
+                         f"{list(SPLITS)}")
+    out = {s: float(fractions.get(s, 0.0)) for s in SPLITS}
+    negative = {s: f for s, f in out.items() if not f >= 0.0}
+    if negative:
+        raise ValueError(f"split fractions must be >= 0, got {negative}")
+    total = sum(out.values())
+    if abs(total - 1.0) > _FRACTION_TOLERANCE:
+        raise ValueError(f"split fractions must sum to 1, got {dict(fractions)} (sum {total!r})")
+    return out
+
+
+def _group_order_key(seed: str, group: str) -> tuple[bytes, str]:
+    return hashlib.sha256(f"{seed}\x1f{group}".encode()).digest(), group
+
+
+def assign_splits(groups: Sequence[str], classes: Sequence[Sequence[str]],
+                  fractions: Mapping[str, float], seed: str) -> list[str]:
+    """The split of each sample, leakage-free and stratified by class.
+
+    All samples of a group get the same split. Groups are visited in an order fixed by
+    ``sha256(seed, group)``; each goes to the split furthest below its target share, summed over
+    the classes the group holds (each class counted as a share of its own total, so a rare class
+    weighs as much as a common one), with the sample-count deficit as tie-break and ``SPLITS``
+    order after that. Splits with fraction 0 get nothing.
+
+    Args:
+        groups: leakage group per sample.
+        classes: per sample, the class names of its boxes (repeat a name per box to weigh classes
+            by boxes, as :func:`plan_training_set` does).
+        fractions: target share of samples per split name; must sum to 1.
+        seed: any string; a different seed gives a different (equally stratified) assignment.
+
+    Raises:
+        ValueError: bad fractions, or ``groups`` and ``classes`` of different lengths.
+    """
+    targets = check_fractions(fractions)
+    if len(groups) != len(classes):
+        raise ValueError(f"groups and classes must be per sample, got {len(groups)} groups and "
+                         f"{len(classes)} class lists")
+    candidates = [s for s in SPLITS if targets[s] > 0.0]
+    rank = {s: i for i, s in enumerate(SPLITS)}
+    sizes: Counter[str] = Counter(groups)
+    held: dict[str, Counter[str]] = {}
+    for group, names in zip(groups, classes):
+        held.setdefault(group, Counter()).update(names)
+    class_total: Counter[str] = Counter()
+    for counts in held.values():
+        class_total.update(counts)
+    n = len(groups)
+    have = {s: Counter() for s in candidates}
+    size_have = dict.fromkeys(candidates, 0)
+    chosen: dict[str, str] = {}
+    for group in sorted(held, key=lambda g: _group_order_key(seed, g)):
+        names = sorted(held[group])
+
+        def score(split: str, names: list[str] = names) -> tuple[float, float, int]:
+            t = targets[split]
+            need = sum((t * class_total[c] - have[split][c]) / class_total[c] for c in names)
+            return need, t * n - size_have[split], -rank[split]
+
+        best = max(candidates, key=score)
+        chosen[group] = best
+        have[best].update(held[group])
+        size_have[best] += sizes[group]
+    return [chosen[g] for g in groups]
+
+
+def plan_training_set(samples: Iterable[SampleIn], fractions: Mapping[str, float],
+                      seed: str) -> list[PlannedSample]:
+    """Assign splits to originals and place augmented variants; ordered by (split, sample_id).
+
+    Originals (``augmented_from`` None) are split by :func:`assign_splits` on their
+    ``group_key`` and box classes. A variant takes its source's split and is dropped unless that
+    is ``train``: evaluation sets hold originals only. Variants do not count towards the
+    stratification, since most of them are dropped from val/test anyway.
+
+    Raises:
+        ValueError: duplicate ``sample_id``, a variant whose source is not among the originals,
+            or bad fractions.
+    """
+    samples = list(samples)
+    seen: set[str] = set()
+    for s in samples:
+        if s.sample_id in seen:
+            raise ValueError(f"sample_id {s.sample_id!r} appears more than once in the training "
+                             "set input")
+        seen.add(s.sample_id)
+    originals = [s for s in samples if s.augmented_from is None]
+    splits = assign_splits([s.group_key for s in originals],
+                           [[b.class_name for b in s.boxes] for s in originals], fractions, seed)
+    split_of = {s.sample_id: split for s, split in zip(originals, splits)}
+    planned = [PlannedSample(s, split) for s, split in zip(originals, splits)]
+    for s in samples:
+        if s.augmented_from is None:
+            continue
+        source_split = split_of.get(s.augmented_from)
+        if source_split is None:
+            what = "is itself a variant" if s.augmented_from in seen else "is not in the input"
+            raise ValueError(f"augmented sample {s.sample_id!r}: its source "
+                             f"{s.augmented_from!r} {what}; a variant must derive from an "
+                             "original in the same training set")
+        if source_split == "train":
+            planned.append(PlannedSample(s, "train"))
+    return sorted(planned, key=_manifest_order)
+
+
+def _manifest_order(p: PlannedSample) -> tuple[int, str]:
+    return SPLITS.index(p.split), p.sample.sample_id
+
+
+def shard_path(split: str, index: int) -> str:
+    """Path of a split's ``index``-th shard, relative to the training-set root."""
+    return f"{SHARDS_DIR}/{split}-{index:05d}.parquet"
+
+
+def _sorted_boxes(s: SampleIn) -> list[Box]:
+    ids = [b.annotation_id for b in s.boxes]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"sample {s.sample_id}: annotation id(s) {dup} appear more than once")
+    for b in s.boxes:
+        if not isinstance(b.class_id, int):
+            raise ValueError(f"sample {s.sample_id}, annotation {b.annotation_id}: class_id must "
+                             f"be an int, got {b.class_id!r}")
+    # Sorted so the bytes do not depend on the order the labels happened to be read in.
+    return sorted(s.boxes, key=lambda b: b.annotation_id)
+
+
+def _box_dict(b: Box) -> dict:
+    return {"annotation_id": b.annotation_id, "class_name": b.class_name,
+            "class_id": b.class_id, "x_min": float(b.x_min), "y_min": float(b.y_min),
+            "x_max": float(b.x_max), "y_max": float(b.y_max)}
+
+
+def encode_shard(rows: Sequence[dict], row_group_rows: int = DEFAULT_ROW_GROUP_ROWS) -> bytes:
+    """Shard rows (SHARD_SCHEMA dicts) as Parquet bytes; the same rows give the same bytes."""
+    table = pa.Table.from_pylist(list(rows), schema=SHARD_SCHEMA)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=row_group_rows, compression=_SHARD_COMPRESSION,
+                   use_dictionary=False, write_statistics=False, store_schema=True)
+    return buf.getvalue()
+
+
+def _row_estimate(image: bytes, boxes: Sequence[Box]) -> int:
+    return len(image) + _ROW_OVERHEAD + sum(
+        _BOX_OVERHEAD + len(b.annotation_id) + len(b.class_name) for b in boxes)
+
+
+def _fetched(planned: Sequence[PlannedSample], fetch: Callable[[str], bytes],
+             workers: int) -> Iterator[tuple[PlannedSample, bytes]]:
+    """Each sample with its verified bytes, in order, fetching a bounded window ahead."""
+
+    def get(p: PlannedSample) -> bytes:
+        s = p.sample
+        data = fetch(s.object_key)
+        if not data:
+            raise ContentMismatchError(f"sample {s.sample_id}: {s.object_key} is empty")
+        found = hashlib.sha256(data).hexdigest()
+        if found != s.content_sha256:
+            raise ContentMismatchError(
+                f"sample {s.sample_id}: {s.object_key} holds {len(data)} bytes with sha256 "
+                f"{found}, expected content_sha256 {s.content_sha256}")
+        return data
+
+    if workers <= 1:
+        for p in planned:
+            yield p, get(p)
+        return
+    window = 2 * workers
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        for p in planned:
+            pending.append((p, pool.submit(get, p)))
+            if len(pending) >= window:
+                q, future = pending.pop(0)
+                yield q, future.result()
+        for q, future in pending:
+            yield q, future.result()
+
+
+class _SplitWriter:
+    """Packs one split's samples into shards; holds at most one shard's rows."""
+
+    def __init__(self, split: str, max_bytes: int, max_rows: int, row_group_rows: int):
+        self.split = split
+        self.max_bytes = max_bytes
+        self.max_rows = max_rows
+        self.row_group_rows = row_group_rows
+        self.index = 0
+        self.rows: list[tuple[PlannedSample, bytes, list[Box]]] = []
+        self.size = 0
+        self.manifest: list[dict] = []
+        self.annotations: list[dict] = []
+
+    def _estimate(self, rows: int, size: int) -> int:
+        groups = -(-rows // self.row_group_rows)
+        return size + _FILE_OVERHEAD + groups * _ROW_GROUP_OVERHEAD
+
+    def add(self, p: PlannedSample, image: bytes) -> Iterator[TrainingSetFile]:
+        boxes = _sorted_boxes(p.sample)
+        size = _row_estimate(image, boxes)
+        while self.rows and (len(self.rows) >= self.max_rows
+                             or self._estimate(len(self.rows) + 1, self.size + size)
+                             > self.max_bytes):
+            yield self._close_shard()
+        self.rows.append((p, image, boxes))
+        self.size += size
+
+    def finish(self) -> Iterator[TrainingSetFile]:
+        while self.rows:
+            yield self._close_shard()
+
+    def _close_shard(self) -> TrainingSetFile:
+        """Encode the pending rows as one shard; rows that push it past the byte limit (the
+        estimate was low) stay pending for the next one."""
+        rows, carry = self.rows, []
+        while True:
+            data = encode_shard([_shard_row(p, image, boxes) for p, image, boxes in rows],
+                                self.row_group_rows)
+            if len(data) <= self.max_bytes:
+                break
+            if len(rows) == 1:
+                s = rows[0][0].sample
+                raise ValueError(
+                    f"sample {s.sample_id}: its shard alone is {len(data)} bytes "
+                    f"({len(rows[0][1])} of image), more than max_shard_bytes "
+                    f"{self.max_bytes}; raise max_shard_bytes")
+            carry.insert(0, rows[-1])
+            rows = rows[:-1]
+        self.rows = carry
+        self.size = sum(_row_estimate(image, boxes) for _, image, boxes in carry)
+        return self._emit(rows, data)
+
+    def _emit(self, rows: list[tuple[PlannedSample, bytes, list[Box]]],
+              data: bytes) -> TrainingSetFile:
+        path = shard_path(self.split, self.index)
+        digest = hashlib.sha256(data).hexdigest()
+        offsets = _image_offsets(data, [image for _, image, _ in rows], path)
+        self.index += 1
+        for row, ((p, image, boxes), offset) in enumerate(zip(rows, offsets)):
+            s = p.sample
+            self.manifest.append({
+                "sample_id": s.sample_id, "content_sha256": s.content_sha256,
+                "object_key": s.object_key, "date": s.date, "rel_path": s.rel_path,
+                "session_id": s.session_id, "camera": s.camera, "width": s.width,
+                "height": s.height, "split": self.split, "group_key": s.group_key,
+                "classes": sorted({b.class_name for b in boxes}), "n_boxes": len(boxes),
+                "label_source": s.label_source, "label_revision": s.label_revision,
+                "augmented_from": s.augmented_from, "aug_policy_version": s.aug_policy_version,
+                "aug_input_key": s.aug_input_key, "aug_params": s.aug_params,
+                "shard": path, "shard_row": row, "shard_sha256": digest,
+                "image_offset": offset, "image_size": len(image),
+            })
+            self.annotations.extend({"sample_id": s.sample_id, **_box_dict(b),
+                                     "split": self.split} for b in boxes)
+        return TrainingSetFile(path, data, digest)
+
+
+def _image_offsets(data: bytes, images: Sequence[bytes], path: str) -> list[int]:
+    """Byte offset of each image inside the encoded shard.
+
+    Found, not computed: each image is searched for after the previous one, where PLAIN encoding
+    puts it right after its 4-byte little-endian length.
+    """
+    offsets = []
+    cursor = 0
+    for row, image in enumerate(images):
+        prefix = len(image).to_bytes(4, "little")
+        pos = data.find(image, cursor)
+        while pos != -1 and (pos < 4 or data[pos - 4:pos] != prefix):
+            pos = data.find(image, pos + 1)
+        if pos == -1:
+            raise RuntimeError(f"{path}: the image of row {row} is not stored verbatim in the "
+                               "encoded shard; the image column must stay uncompressed and "
+                               "PLAIN-encoded")
+        offsets.append(pos)
+        cursor = pos + len(image)
+    return offsets
+
+
+def _shard_row(p: PlannedSample, image: bytes, boxes: Sequence[Box]) -> dict:
+    s = p.sample
+    return {"sample_id": s.sample_id, "content_sha256": s.content_sha256, "image": image,
+            "width": s.width, "height": s.height, "boxes": [_box_dict(b) for b in boxes]}
+
+
+def write_training_set(
+    planned: Sequence[PlannedSample], fetch: Callable[[str], bytes], *,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, max_shard_rows: int = DEFAULT_MAX_SHARD_ROWS,
+    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS, fetch_workers: int = 1,
+) -> Iterator[TrainingSetFile]:
+    """Stream a training set's files: every shard as soon as it is complete, then the annotations
+    and, last, the manifest.
+
+    Images come from ``fetch(object_key)`` and are verified against ``content_sha256`` before they
+    are stored. Memory is bounded by one shard: while it is encoded, its rows, their Arrow table
+    and the encoded bytes coexist (about 3 x ``max_shard_bytes``), plus ``2 * fetch_workers``
+    images fetched ahead. Samples are written in (split, sample_id) order whatever the input
+    order, boxes in ``annotation_id`` order, with fixed compression and row groups: the same
+    samples and bytes always give the same files.
+
+    The version, and so the folder the files belong in, is known only after the last file (see
+    :func:`trainset_version`): spool the shards (e.g. to a temporary folder) and upload them under
+    :func:`trainset_root` afterwards.
+
+    Args:
+        planned: samples with their split (from :func:`plan_training_set`).
+        fetch: returns an object's bytes; called from ``fetch_workers`` threads at once.
+        max_shard_bytes: a shard file never exceeds this size.
+        max_shard_rows: a shard never holds more samples than this.
+        row_group_rows: samples per Parquet row group (what a streaming reader decodes at once).
+
+    Raises:
+        ContentMismatchError: fetched bytes do not match the sample's ``content_sha256``.
+        ValueError: no samples, duplicate sample ids, an unknown split, a box without an int
+            ``class_id``, or a single sample larger than ``max_shard_bytes``.
+    """
+    if max_shard_rows < 1 or row_group_rows < 1 or max_shard_bytes < 1:
+        raise ValueError(f"max_shard_rows, row_group_rows and max_shard_bytes must be >= 1, got "
+                         f"{max_shard_rows}, {row_group_rows}, {max_shard_bytes}")
+    if not planned:
+        raise ValueError("a training set needs at least one sample, got none")
+    ids = Counter(p.sample.sample_id for p in planned)
+    dup = sorted(i for i, n in ids.items() if n > 1)
+    if dup:
+        raise ValueError(f"sample_id(s) {dup[:10]} appear more than once in the planned set")
+    bad = sorted({p.split for p in planned} - set(SPLITS))
+    if bad:
+        raise ValueError(f"unknown split(s) {bad} in the planned set; expected {list(SPLITS)}")
+    ordered = sorted(planned, key=_manifest_order)
+    manifest: list[dict] = []
+    annotations: list[dict] = []
+    for split in SPLITS:
+        writer = _SplitWriter(split, max_shard_bytes, max_shard_rows, row_group_rows)
+        for p, image in _fetched([p for p in ordered if p.split == split], fetch, fetch_workers):
+            yield from writer.add(p, image)
+        yield from writer.finish()
+        manifest.extend(writer.manifest)
+        annotations.extend(writer.annotations)
+    yield _file(ANNOTATIONS_PATH, to_parquet_bytes(annotations, ANNOTATIONS_SCHEMA))
+    yield _file(MANIFEST_PATH, to_parquet_bytes(manifest, MANIFEST_SCHEMA))
+
+
+def _file(path: str, data: bytes) -> TrainingSetFile:
+    return TrainingSetFile(path, data, hashlib.sha256(data).hexdigest())
+
+
+def validate_name(name: str) -> str:
+    """``name`` if it is a valid training-set name (lowercase letters, digits, single '-').
+
+    Raises:
+        ValueError: naming the rule and the value.
+    """
+    if not isinstance(name, str) or len(name) > MAX_NAME_LEN or not NAME_RE.match(name):
+        raise ValueError(f"training-set name must be 1-{MAX_NAME_LEN} lowercase letters, digits "
+                         f"and single '-' between them (e.g. 'street-detect'), got {name!r}")
+    return name
+
+
+def validate_version(version: str) -> str:
+    """``version`` if it looks like ``v<YYYYMMDD>-<10 hex>``; ValueError otherwise."""
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise ValueError(f"training-set version must look like 'v20261122-0123456789' "
+                         f"(v<YYYYMMDD>-<10 hex>), got {version!r}")
+    return version
+
+
+def trainset_version(date: str, manifest_bytes: bytes, shard_digests: Iterable[str]) -> str:
+    """``v<YYYYMMDD>-<first 10 hex of sha256(manifest + sorted shard digests)>``.
+
+    Raises:
+        ValueError: ``date`` is not an ISO date (YYYY-MM-DD).
+    """
+    try:
+        day = dt.date.fromisoformat(date)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"training-set date must be YYYY-MM-DD, got {date!r}") from exc
+    h = hashlib.sha256(manifest_bytes)
+    for digest in sorted(shard_digests):
+        h.update(b"\n" + digest.encode())
+    return f"v{day:%Y%m%d}-{h.hexdigest()[:10]}"
+
+
+def trainset_root(name: str, version: str) -> str:
+    """Folder of one training-set version in the repository: ``trainsets/<name>/<version>``."""
+    return f"trainsets/{validate_name(name)}/{validate_version(version)}"
+
+
+def tag_name(name: str, version: str) -> str:
+    """The lakeFS tag of a published training set: ``trainset-<name>-<version>``."""
+    return f"{TAG_PREFIX}{validate_name(name)}-{validate_version(version)}"
+
+
+def parse_tag(tag: str) -> tuple[str, str] | None:
+    """``(name, version)`` of a training-set tag, None for any other string."""
+    m = _TAG_RE.match(tag) if isinstance(tag, str) else None
+    if m is None or len(m.group(1)) > MAX_NAME_LEN:
+        return None
+    return m.group(1), m.group(2)
