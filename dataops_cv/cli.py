@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+
 def _latest_partition() -> str:
     from dataops_cv.defs.partitions import daily_partitions
 
@@ -82,7 +83,7 @@ def _prune(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from dataops_cv import runner
-    from dataops_cv.lib.lakefs.run_branch import prune_run_branches
+    from dataops_cv.lib.publishing.prune import prune_run_branches
 
     lakefs = runner.ensure_lakefs()
     runner.ensure_dagster_home()
@@ -166,7 +167,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
         LABELING_TASKS_JOB,
         PRELABEL_JOB,
     )
-    from dataops_cv.defs.labeling.assets import LABELS_COMMIT_TAG
+    from dataops_cv.defs.tags import LABELS_COMMIT_TAG
 
     runner.ensure_lakefs()
     runner.ensure_dagster_home()
@@ -188,9 +189,9 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """One isolated run (own branch, own merge) per partition, up to N at once."""
-    from dataops_cv import runner
-
     import dagster as dg
+
+    from dataops_cv import runner
 
     runner.ensure_lakefs()
     runner.ensure_dagster_home()

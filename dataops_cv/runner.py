@@ -18,16 +18,11 @@ from dataops_cv.defs.publishing.publish import (
     publish_dagster_run,
     record_dagster_run_failure,
 )
-from dataops_cv.defs.publishing.run_branch import (
-    BASE_COMMIT_TAG,
-    LABELS_TARGET,
-    PUBLISHES_TO_TAG,
-    TAGS_TAG,
-)
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.services.lakefs_server import DEFAULT_PORT, DEFAULT_REPOSITORY, LocalLakeFS
-from dataops_cv.lib.lakefs.store import MergeConflictError
+from dataops_cv.defs.tags import BASE_COMMIT_TAG, LABELS_TARGET, PUBLISHES_TO_TAG, TAGS_TAG
 from dataops_cv.lib.lakefs.run_branch import run_branch_name
+from dataops_cv.lib.lakefs.store import MergeConflictError
+from dataops_cv.lib.services.lakefs_server import DEFAULT_PORT, DEFAULT_REPOSITORY, LocalLakeFS
 
 COUNT_PREFIX = "count_"
 
@@ -138,10 +133,19 @@ def ensure_dagster_home() -> Path:
 
 
 def job_by_name(name: str) -> dg.JobDefinition:
-    # Module-level so Dagster can rebuild the job in each step process of the multiprocess run.
+    """A job of the code location. The runner is an entry point like ``dagster job execute``:
+    the one module of the package that loads the definitions (module-level, so Dagster can
+    rebuild the job in each step process of the multiprocess run)."""
     from dataops_cv.definitions import defs
 
     return defs().resolve_job_def(name)
+
+
+def location_asset_graph(job: dg.JobDefinition):
+    """Every asset and check of the definitions ``job`` was made from (not only the job's
+    selection): publishing asks which checks an asset declares as blocking."""
+    graph = job.asset_layer.asset_graph
+    return getattr(graph, "source_asset_graph", graph)
 
 
 def _job() -> dg.JobDefinition:
@@ -228,7 +232,9 @@ def run_pipeline(
     lakefs = lakefs_from_env()
     store = lakefs.store()
     target = lakefs.main_branch
-    if job is None and job_by_name(job_name).tags.get(PUBLISHES_TO_TAG) == LABELS_TARGET:
+    recon = job or _reconstructable_job(job_name)
+    job_def = recon.get_definition()
+    if job_def.tags.get(PUBLISHES_TO_TAG) == LABELS_TARGET:
         target = lakefs.labels_branch
         store.create_branch(target, source=lakefs.main_branch, exist_ok=True)
     main_before = store.head(target)
@@ -242,7 +248,7 @@ def run_pipeline(
     if partition is not None:
         tags["dagster/partition"] = partition
     result = dg.execute_job(
-        job or _reconstructable_job(job_name),
+        recon,
         instance=instance,
         run_config=run_config,
         tags=tags,
@@ -262,7 +268,8 @@ def run_pipeline(
     )
     if result.success:
         try:
-            published = publish_dagster_run(instance, run, lakefs)
+            published = publish_dagster_run(instance, run, lakefs,
+                                            location_asset_graph(job_def))
         except MergeConflictError as exc:
             report.status, report.publish_status, report.error = "FAILURE", "conflict", str(exc)
         except UnauditedRunError as exc:

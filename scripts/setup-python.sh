@@ -24,7 +24,7 @@ fi
 venv=.venv
 cache="${XDG_CACHE_HOME:-$HOME/.cache}"
 stamp="$venv/.dataops-cv-setup"
-want="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+want="$(cat requirements.lock pyproject.toml setup.py | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/dataops-cv" ]; then
   exit 0
 fi

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
 from dataops_cv.lib.lakefs.store import LakeFSStore
+from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
 
 CLIENT_VARS = ("LAKEFS_ENDPOINT", "LAKEFS_ACCESS_KEY_ID", "LAKEFS_SECRET_ACCESS_KEY",
                "LAKEFS_REPOSITORY", "LAKEFS_STORAGE_NAMESPACE")
@@ -56,7 +56,8 @@ def label_studio_server(tmp_path_factory: pytest.TempPathFactory):
         server.stop()
 
 
-def _new_repository(server: LocalLakeFS) -> LakeFSResource:
+def new_repository(server: LocalLakeFS) -> LakeFSResource:
+    """A fresh repository of its own on the session's lakeFS."""
     env = server.client_env()
     name = f"t-{uuid.uuid4().hex[:12]}"
     resource = LakeFSResource(
@@ -74,7 +75,7 @@ def _new_repository(server: LocalLakeFS) -> LakeFSResource:
 def lakefs(lakefs_server: LocalLakeFS, monkeypatch: pytest.MonkeyPatch) -> LakeFSResource:
     """A fresh repository for one test, exported in the environment so that Dagster's step
     processes (which read credentials through dg.EnvVar) write to it too."""
-    resource = _new_repository(lakefs_server)
+    resource = new_repository(lakefs_server)
     for key, value in lakefs_server.client_env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("LAKEFS_REPOSITORY", resource.repository)

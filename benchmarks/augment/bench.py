@@ -23,14 +23,18 @@ import statistics
 import time
 from pathlib import Path
 
-from dataops_cv.lib.augmentation import augment as A
-from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, synthetic_frame
+from dataops_cv.lib.augmentation.kernels import apply_batch, resolve_device
+from dataops_cv.lib.augmentation.params import sample_params
+from dataops_cv.lib.augmentation.policy import load_policy
+from dataops_cv.lib.augmentation.stream import SourceBox, SourceSample, augment_stream, decode_rgb
+from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
+from dataops_cv.lib.synthetic.frames import synthetic_frame
 
 POLICY = Path(__file__).resolve().parents[2] / "data_contracts" / "augmentation_policy.yaml"
 TARGET = 0.2
 
 
-def make_samples(n: int, width: int, height: int) -> list[A.SourceSample]:
+def make_samples(n: int, width: int, height: int) -> list[SourceSample]:
     cams = ("cam_front", "cam_left", "cam_right")
     per = -(-n // len(cams))
     config = SceneConfig(width=width, height=height, frames_per_session=max(per, 1),
@@ -38,10 +42,10 @@ def make_samples(n: int, width: int, height: int) -> list[A.SourceSample]:
     out = []
     for i in range(n):
         f = synthetic_frame(config, "2026-01-01", 0, cams[i % len(cams)], i // len(cams))
-        boxes = tuple(A.SourceBox(f"{f.sha256}:{j}", name, None, (x1, y1, x2, y2))
+        boxes = tuple(SourceBox(f"{f.sha256}:{j}", name, None, (x1, y1, x2, y2))
                       for j, (name, x1, y1, x2, y2) in enumerate(f.boxes))
         data = f.data
-        out.append(A.SourceSample(f.sha256, (lambda d=data: d), boxes, "imported"))
+        out.append(SourceSample(f.sha256, (lambda d=data: d), boxes, "imported"))
     return out
 
 
@@ -64,29 +68,29 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    policy = A.load_policy(POLICY)
-    device = A.resolve_device(args.device)
+    policy = load_policy(POLICY)
+    device = resolve_device(args.device)
     samples = make_samples(args.samples, width, height)
     n = len(samples) * args.variants
 
     def floor() -> None:
         for s in samples:
-            A.decode_rgb(s.load())
+            decode_rgb(s.load())
 
     def pixels() -> None:
         for start in range(0, len(samples), args.batch):
             chunk = samples[start:start + args.batch]
             imgs, ps = [], []
             for s in chunk:
-                img = A.decode_rgb(s.load())
+                img = decode_rgb(s.load())
                 for v in range(args.variants):
                     imgs.append(img)
-                    ps.append(A.sample_params(policy, s.sha256, v, width, height))
-            A.apply_batch(imgs, ps, device)
+                    ps.append(sample_params(policy, s.sha256, v, width, height))
+            apply_batch(imgs, ps, device)
 
     def full() -> None:
-        for _ in A.augment_stream(samples, policy, variants=args.variants,
-                                  batch_size=args.batch, device=device):
+        for _ in augment_stream(samples, policy, variants=args.variants,
+                                batch_size=args.batch, device=device):
             pass
 
     full()  # warm-up: torch import and first-call allocations

@@ -30,9 +30,9 @@ import pandas as pd
 import pyarrow as pa
 
 from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA
+from dataops_cv.lib.core.tables import from_parquet_bytes, table_to_parquet_bytes
 from dataops_cv.lib.validation.contracts import load_contracts, validate
 from dataops_cv.lib.validation.drift import compare
-from dataops_cv.lib.core.tables import from_parquet_bytes, table_to_parquet_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = load_contracts(ROOT / "data_contracts")

@@ -39,10 +39,11 @@ from pathlib import Path
 
 import torch
 
-from dataops_cv.lib.training_sets import writer as T
-from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
 from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
-from dataops_cv.lib.synthetic.scenes import CLASSES, DefectConfig, SceneConfig, generate_day
+from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
+from dataops_cv.lib.synthetic.config import CLASSES, DefectConfig, SceneConfig
+from dataops_cv.lib.synthetic.frames import generate_day
+from dataops_cv.lib.training_sets import writer as T
 from dataops_cv.lib.training_sets.dataset import TrainingSetDataset, collate_detection, decode_image
 
 TARGET_RATIO = 0.8

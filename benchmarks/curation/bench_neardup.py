@@ -1,4 +1,5 @@
-"""Cost and accuracy of near-duplicate search (``dataops_cv.lib.curation.similarity``) against floors.
+"""Cost and accuracy of near-duplicate search (``dataops_cv.lib.curation.near_duplicates``)
+against floors.
 
     python benchmarks/curation/bench_neardup.py [--n 100000] [--planted 3000] [--subset 5000]
     python benchmarks/curation/bench_neardup.py --distributions [--seeds 12]
@@ -11,11 +12,11 @@ of random others, a quarter each of: re-encode (noise on every pixel of the thum
 (the top quarter of frequencies halved, then noise), a 3 % crop of every side and a 3 % crop
 of the left and top (the window resampled from the source thumbnail, cubic, then noise).
 Their hamming and cosine spread is printed, to check against what real planted pairs measured
-(module docstring of ``curation``). Rows are shuffled.
+(module docstring of ``near_duplicates``). Rows are shuffled.
 
 It times ``near_duplicate_pairs`` and ``clusters`` in a fresh process that loads only the
-inputs and ``curation``, and reports recall and precision of the planted pairs, that process's
-peak RSS (``ru_maxrss`` and a 5 ms sampler) and its RSS with the inputs loaded. Floors,
+inputs and the curation modules, and reports recall and precision of the planted pairs, that
+process's peak RSS (``ru_maxrss`` and a 5 ms sampler) and its RSS with the inputs loaded. Floors,
 measured in the same run: brute-force exact search of the same-framing rule
 (all-pairs dot products and phash distances) on a ``--subset`` sample, extrapolated
 quadratically to ``--n``; and a plain ``np.sort`` of the ``--n`` hashes.
@@ -54,7 +55,9 @@ from scipy.ndimage import map_coordinates
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dataops_cv.lib.curation import similarity as cur  # noqa: E402
+from dataops_cv.lib.curation import features as feat  # noqa: E402
+from dataops_cv.lib.curation import near_duplicates as nd  # noqa: E402
+from dataops_cv.lib.curation.registration import register_pairs  # noqa: E402
 
 TARGET_SECONDS = 60.0
 TARGET_BYTES = 2 * 1024 ** 3
@@ -95,15 +98,15 @@ def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-_TO_32_ROWS = _resample_matrix(cur.THUMB_H, cur.PHASH_SIDE)
-_TO_32_COLS = _resample_matrix(cur.THUMB_W, cur.PHASH_SIDE)
+_TO_32_ROWS = _resample_matrix(feat.THUMB_H, feat.PHASH_SIDE)
+_TO_32_COLS = _resample_matrix(feat.THUMB_W, feat.PHASH_SIDE)
 
 
 def _features_of_thumbs(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """phash and embedding of ``(m, THUMB_H, THUMB_W)`` luma thumbnails."""
     small = _TO_32_ROWS @ thumbs @ _TO_32_COLS.T
-    phash = np.array([cur._phash_of(s) for s in small], dtype=np.uint64)
-    emb = np.stack([cur._embedding_of(t) for t in thumbs])
+    phash = np.array([feat._phash_of(s) for s in small], dtype=np.uint64)
+    emb = np.stack([feat._embedding_of(t) for t in thumbs])
     return phash, emb
 
 
@@ -112,13 +115,13 @@ def spectrum_of_rendered_frames(days: int = 2) -> np.ndarray:
     drawn with it have the smoothness of real ones, so that crops and resizes move them as
     much as they move real frames."""
     datas = [d for seed in range(days) for d in video_day(seed)[0]]
-    _, emb = cur.image_features(datas)
-    return np.sqrt((emb.astype(np.float64) ** 2).mean(axis=0)).reshape(cur.KEEP_H, cur.KEEP_W)
+    _, emb = feat.image_features(datas)
+    return np.sqrt((emb.astype(np.float64) ** 2).mean(axis=0)).reshape(feat.KEEP_H, feat.KEEP_W)
 
 
 def _random_thumbs(rng: np.random.Generator, m: int, amplitude: np.ndarray) -> np.ndarray:
-    coeffs = rng.standard_normal((m, cur.KEEP_H, cur.KEEP_W)) * amplitude
-    thumbs = cur._DCT_H.T @ coeffs @ cur._DCT_W
+    coeffs = rng.standard_normal((m, feat.KEEP_H, feat.KEEP_W)) * amplitude
+    thumbs = feat._DCT_H.T @ coeffs @ feat._DCT_W
     thumbs /= thumbs.std(axis=(1, 2), keepdims=True)
     return 128.0 + 40.0 * thumbs
 
@@ -136,11 +139,11 @@ def _planted_thumb(rng: np.random.Generator, thumb: np.ndarray, variant: str) ->
     if variant == "reencode":
         return thumb + rng.normal(0.0, 0.6, thumb.shape)
     if variant == "resize":  # the top quarter of frequencies halved, then noise
-        coeffs = cur._dct_matrix(cur.THUMB_H) @ thumb @ cur._dct_matrix(cur.THUMB_W).T
-        ky = np.arange(cur.THUMB_H)[:, None] / cur.THUMB_H
-        kx = np.arange(cur.THUMB_W)[None, :] / cur.THUMB_W
+        coeffs = feat.dct_matrix(feat.THUMB_H) @ thumb @ feat.dct_matrix(feat.THUMB_W).T
+        ky = np.arange(feat.THUMB_H)[:, None] / feat.THUMB_H
+        kx = np.arange(feat.THUMB_W)[None, :] / feat.THUMB_W
         coeffs *= np.where(np.maximum(ky, kx) > 0.75, 0.5, 1.0)
-        smooth = cur._dct_matrix(cur.THUMB_H).T @ coeffs @ cur._dct_matrix(cur.THUMB_W)
+        smooth = feat.dct_matrix(feat.THUMB_H).T @ coeffs @ feat.dct_matrix(feat.THUMB_W)
         return smooth + rng.normal(0.0, 0.4, thumb.shape)
     if variant == "crop":
         return _window(thumb, 0.03, 0.97, 0.03, 0.97) + rng.normal(0.0, 0.2, thumb.shape)
@@ -155,10 +158,10 @@ def make_population(n: int, planted: int, seed: int = 0, chunk: int = 4096):
     total = n + planted
     row = rng.permutation(total)  # sample k lives in row[k]; copies are samples n, n + 1, ...
     phash = np.empty(total, dtype=np.uint64)
-    emb = np.empty((total, cur.EMBEDDING_DIM), dtype=np.float32)
+    emb = np.empty((total, feat.EMBEDDING_DIM), dtype=np.float32)
     sources = rng.choice(n, size=planted, replace=False)
     kinds = [VARIANTS[k % len(VARIANTS)] for k in range(planted)]
-    copies = np.empty((planted, cur.THUMB_H, cur.THUMB_W))
+    copies = np.empty((planted, feat.THUMB_H, feat.THUMB_W))
     for s in range(0, n, chunk):
         thumbs = _random_thumbs(rng, min(chunk, n - s), amplitude)
         phash[row[s:s + len(thumbs)]], emb[row[s:s + len(thumbs)]] = _features_of_thumbs(thumbs)
@@ -169,7 +172,7 @@ def make_population(n: int, planted: int, seed: int = 0, chunk: int = 4096):
     return phash, emb, np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), kinds
 
 
-def brute_force_same_framing(phash: np.ndarray, emb: np.ndarray, config: cur.NearDupConfig,
+def brute_force_same_framing(phash: np.ndarray, emb: np.ndarray, config: nd.NearDupConfig,
                              block: int = 1024) -> int:
     """All pairs checked for the same-framing rule; returns how many hold."""
     found = 0
@@ -209,7 +212,8 @@ def video_day(seed: int, planted_every: int = 0):
     after every ``planted_every``-th frame. Returns ``(datas, frames, planted)`` where
     ``frames[k]`` is the generator's frame behind sample k."""
     # Imported here: the search's child process measures memory and needs none of it.
-    from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, generate_day
+    from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
+    from dataops_cv.lib.synthetic.frames import generate_day
     config = SceneConfig(seed=seed, sessions_per_day=2, frames_per_session=12,
                          defects=DefectConfig.none(), image_format="png" if seed % 2 == 0
                          else "jpeg")
@@ -268,18 +272,18 @@ def distributions(seeds: int) -> dict:
                                                            frames[b].device_id):
             unrelated.append((a, b))
     groups["unrelated (other camera/session/day)"] = unrelated
-    phash, emb = cur.image_features(datas)
-    found = cur.near_duplicate_pairs(phash, emb)
+    phash, emb = feat.image_features(datas)
+    found = nd.near_duplicate_pairs(phash, emb)
     flagged = set(zip(found.i.tolist(), found.j.tolist(), strict=True))
-    views = cur._Views(emb)
+    views = nd._Views(emb)
     rows = {}
     for name, pairs in groups.items():
         i = np.array([p[0] for p in pairs])
         j = np.array([p[1] for p in pairs])
         ham = np.bitwise_count(phash[i] ^ phash[j])
         cos = np.einsum("ij,ij->i", emb[i], emb[j], dtype=np.float64)
-        view_cos, j_in_i, i_in_j = cur._best_view(views, i, j)
-        ncc, block = cur._register(emb, i, j, j_in_i, i_in_j, cur.NearDupConfig().max_crop)
+        view_cos, j_in_i, i_in_j = nd._best_view(views, i, j)
+        ncc, block = register_pairs(emb, i, j, j_in_i, i_in_j, nd.NearDupConfig().max_crop)
         rows[name] = {
             "n": len(pairs),
             "hamming p50/p95/max": [float(np.percentile(ham, 50)), float(np.percentile(ham, 95)),
@@ -305,10 +309,10 @@ def measure_search(folder: Path) -> dict:
     loaded = _rss_bytes()
     with _PeakRss() as mem:
         t0 = time.perf_counter()
-        pairs = cur.near_duplicate_pairs(phash, emb)
+        pairs = nd.near_duplicate_pairs(phash, emb)
         search_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        cur.clusters(len(phash), pairs.i, pairs.j)
+        nd.clusters(len(phash), pairs.i, pairs.j)
         clusters_s = time.perf_counter() - t0
     found = set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True))
     hits = [(a, b) in found for a, b in planted.tolist()]
@@ -339,7 +343,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    config = cur.NearDupConfig()
+    config = nd.NearDupConfig()
     t0 = time.perf_counter()
     phash, emb, planted, kinds = make_population(args.n, args.planted)
     generate_s = time.perf_counter() - t0
@@ -385,15 +389,15 @@ def main() -> None:
             img.load()
     decode_ms = (time.perf_counter() - t0) / len(frames) * 1e3
     t0 = time.perf_counter()
-    cur.image_features(frames)
+    feat.image_features(frames)
     features_ms = (time.perf_counter() - t0) / len(frames) * 1e3
 
     video_frames, video_s, video_recall = 0, 0.0, []
     for seed in range(args.video_days):
         datas, _, planted_day = video_day(seed, planted_every=3)
-        ph, em = cur.image_features(datas)
+        ph, em = feat.image_features(datas)
         t0 = time.perf_counter()
-        day_pairs = cur.near_duplicate_pairs(ph, em, config)
+        day_pairs = nd.near_duplicate_pairs(ph, em, config)
         video_s += time.perf_counter() - t0
         video_frames += len(datas)
         got = set(zip(day_pairs.i.tolist(), day_pairs.j.tolist(), strict=True))

@@ -44,8 +44,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataops_cv.lib.fusion.fuse import FusionConfig, fuse
-from dataops_cv.lib.acquisition.sensor_logs import KNOWN_VALUE_COLUMNS, SENSOR_LOG_SCHEMA
+from dataops_cv.lib.acquisition.sensor_logs.format import KNOWN_VALUE_COLUMNS, SENSOR_LOG_SCHEMA
+from dataops_cv.lib.fusion.config import FusionConfig
+from dataops_cv.lib.fusion.fuse import fuse
 
 TARGET_SECONDS = 10.0
 TARGET_MEMORY_RATIO = 3.0

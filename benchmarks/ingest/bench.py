@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dataops_cv.lib.synthetic.scenes import render_frame
+from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
+from dataops_cv.lib.synthetic.frames import render_scene
 
 HERE = Path(__file__).resolve()
 
@@ -42,10 +43,14 @@ BASE_FRAMES = 32
 
 
 def _base_jpegs(width: int, height: int) -> list[bytes]:
+    # One camera's session, sharp and without planted defects: the floor decodes every file.
+    config = SceneConfig(seed=1, sessions_per_day=1, frames_per_session=BASE_FRAMES,
+                         cameras=("cam_front",), width=width, height=height,
+                         blur_probability=0.0, defects=DefectConfig.none())
     out = []
     for i in range(BASE_FRAMES):
-        frame = render_frame(seed=1, date="2026-01-01", index=i, width=width, height=height)
-        pixels = np.asarray(Image.open(io.BytesIO(frame.data)).convert("RGB"), dtype=np.int16)
+        scene = render_scene(config, "2026-01-01", 0, "cam_front", i)
+        pixels = np.asarray(scene.image, dtype=np.int16)
         # Sensor-like noise: flat procedural shapes decode far faster than photographs, which
         # would flatter the floor; textured frames compress and decode like camera JPEGs.
         noise = np.random.default_rng(i).normal(0, 10, pixels.shape).astype(np.int16)
@@ -82,10 +87,15 @@ def floor(folder: Path) -> float:
 def child(args: argparse.Namespace) -> None:
     """One ingest run, in its own process so its peak RSS is its own."""
     from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA, ingest_images
-    from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
-    from dataops_cv.lib.lakefs.run_branch import RunBranch, ensure_run_branch, publish_run
     from dataops_cv.lib.acquisition.sources import LocalSource
-    from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE, from_parquet_bytes, to_parquet_bytes
+    from dataops_cv.lib.core.tables import (
+        PARQUET_CONTENT_TYPE,
+        from_parquet_bytes,
+        to_parquet_bytes,
+    )
+    from dataops_cv.lib.lakefs.run_branch import RunBranch, ensure_run_branch
+    from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
+    from dataops_cv.lib.publishing.publish import publish_run
 
     env = os.environ
     store = LakeFSStore(LakeFSConfig(env["LAKEFS_ENDPOINT"], env["LAKEFS_ACCESS_KEY_ID"],

@@ -24,9 +24,10 @@ import time
 import uuid
 from pathlib import Path
 
-from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
+from dataops_cv.lib.lakefs.run_branch import RunBranch, ensure_run_branch
 from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
-from dataops_cv.lib.lakefs.run_branch import RunBranch, ensure_run_branch, publish_run
+from dataops_cv.lib.publishing.publish import publish_run
+from dataops_cv.lib.services.lakefs_server import LocalLakeFS, ensure_lakefs_binary
 
 TARGET_OVERHEAD_S = 0.5
 TARGET_RATIO = 0.05

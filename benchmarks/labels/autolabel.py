@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from dataops_cv.lib.acquisition.importers import load_dataset
 from dataops_cv.lib.labeling.autolabel import (
     frames_to_review,
     image_tensor,
@@ -26,10 +27,10 @@ from dataops_cv.lib.labeling.autolabel import (
     train,
     training_boxes,
 )
-from dataops_cv.lib.validation.contracts import load_taxonomy
-from dataops_cv.lib.acquisition.importers import load_dataset
 from dataops_cv.lib.labeling.qa import pair_scores
-from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, write_drop
+from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
+from dataops_cv.lib.synthetic.drops import write_drop
+from dataops_cv.lib.validation.contracts import load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[2]
 TAXONOMY = load_taxonomy(ROOT / "data_contracts" / "taxonomy.yaml")

@@ -28,8 +28,12 @@ from pathlib import Path
 
 import httpx
 
+from dataops_cv.lib.labeling.labelstudio_client import (
+    PULL_OVERLAP,
+    LabelStudioClient,
+    parse_ls_time,
+)
 from dataops_cv.lib.labeling.snapshot import convert_task
-from dataops_cv.lib.labeling.labelstudio_client import PULL_OVERLAP, LabelStudioClient, parse_ls_time
 from dataops_cv.lib.services.labelstudio_server import LocalLabelStudio, ensure_label_studio
 
 TAXONOMY = ("car", "pedestrian", "cyclist")

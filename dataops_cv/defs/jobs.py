@@ -4,7 +4,7 @@ branch)."""
 import dagster as dg
 
 from dataops_cv.defs.partitions import daily_partitions
-from dataops_cv.defs.publishing.run_branch import LABELS_TARGET, PUBLISHES_TO_TAG
+from dataops_cv.defs.tags import LABELS_TARGET, PUBLISHES_TO_TAG
 
 DATAOPS_JOB = "dataops_job"
 LABEL_PULL_JOB = "label_pull_job"

@@ -11,10 +11,15 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from dataops_cv.lib.acquisition.sources import Source, open_source, partition_source
 from dataops_cv.lib.labeling.labelstudio_client import LabelStudioClient
 from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
-from dataops_cv.lib.acquisition.sources import Source, open_source, partition_source
-from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, write_drop
+from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
+from dataops_cv.lib.synthetic.drops import write_drop
+from dataops_cv.lib.validation.contracts import Contract, load_contract, load_taxonomy
+from dataops_cv.lib.validation.contracts.location import contracts_dir
+
+TAXONOMY_FILE = "taxonomy.yaml"
 
 
 @functools.cache
@@ -48,6 +53,22 @@ class LakeFSResource(dg.ConfigurableResource):
                 ui_endpoint=self.ui_endpoint,
             )
         )
+
+
+class ContractsResource(dg.ConfigurableResource):
+    """The folder of data contracts, the taxonomy and the augmentation policy
+    (``DATAOPS_CV_CONTRACTS_DIR``; default: the repository's ``data_contracts/``)."""
+
+    directory: str
+
+    def path(self, name: str) -> Path:
+        return Path(self.directory) / name
+
+    def contract(self, table: str) -> Contract:
+        return load_contract(self.path(f"{table}.yaml"))
+
+    def taxonomy(self) -> tuple[str, ...]:
+        return load_taxonomy(self.path(TAXONOMY_FILE))
 
 
 class LabelStudioResource(dg.ConfigurableResource):
@@ -154,6 +175,7 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "lakefs": lakefs_resource_from_env(),
+            "contracts": ContractsResource(directory=str(contracts_dir())),
             "label_studio": LabelStudioResource(
                 url=dg.EnvVar("LABEL_STUDIO_URL"),
                 api_key=dg.EnvVar("LABEL_STUDIO_API_KEY"),

@@ -5,7 +5,7 @@ import dagster as dg
 from dataops_cv.definitions import defs
 from dataops_cv.defs.acquisition.checks import RAW_FRAMES_RESOLUTION_CHECK
 from dataops_cv.defs.jobs import DATAOPS_JOB, LABEL_PULL_JOB
-from dataops_cv.defs.publishing.run_branch import LABELS_TARGET, PUBLISHES_TO_TAG
+from dataops_cv.defs.tags import LABELS_TARGET, PUBLISHES_TO_TAG
 
 
 def test_definitions_load_and_validate():

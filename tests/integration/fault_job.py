@@ -3,8 +3,8 @@
 import dagster as dg
 
 from dataops_cv.defs.partitions import daily_partitions
-from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource, lakefs_resource_from_env, resources
+from dataops_cv.defs.run_branch import open_run_branch
 
 WRITES_BEFORE_FAILURE = 3
 
@@ -30,11 +30,11 @@ def fault_job() -> dg.JobDefinition:
 def unchecked_job() -> dg.JobDefinition:
     """The real raw_frames asset, launched without its blocking check (as a UI user can)."""
     from dataops_cv.defs.acquisition.assets import raw_frames
-    from dataops_cv.defs.acquisition.checks import raw_frames_resolution
+    from dataops_cv.defs.acquisition.checks import acquisition_checks
 
     defs = dg.Definitions(
         assets=[raw_frames],
-        asset_checks=[raw_frames_resolution],
+        asset_checks=acquisition_checks().asset_checks,
         jobs=[dg.define_asset_job("unchecked_job",
                                   selection=dg.AssetSelection.assets(raw_frames).without_checks(),
                                   partitions_def=daily_partitions)],
@@ -52,11 +52,13 @@ def retyped_annotations_job() -> dg.JobDefinition:
     as text, an extra column), checked by the real contract checks, and an asset downstream."""
     import pyarrow as pa
 
-    from dataops_cv.defs.acquisition.assets import raw_frames, read_table_rows
-    from dataops_cv.defs.validation.checks import CONTRACTS, build_contract_check
+    from dataops_cv.defs.acquisition.assets import raw_frames
+    from dataops_cv.defs.validation.checks import build_contract_check
     from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA
-    from dataops_cv.lib.lakefs.layout import table_key
     from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE, to_parquet_bytes
+    from dataops_cv.lib.lakefs.layout import table_key
+    from dataops_cv.lib.validation.contracts import load_contracts
+    from dataops_cv.lib.validation.contracts.location import contracts_dir
 
     schema = pa.schema([
         *(pa.field(f.name, pa.string()) if f.name == RETYPED_COLUMN else f
@@ -65,7 +67,7 @@ def retyped_annotations_job() -> dg.JobDefinition:
     @dg.asset(name="imported_annotations", partitions_def=daily_partitions, deps=[raw_frames])
     def vendor_annotations(context: dg.AssetExecutionContext, lakefs: LakeFSResource) -> None:
         run = open_run_branch(context, lakefs, context.asset_key)
-        frames = read_table_rows(run, table_key("raw_frames", context.partition_key))
+        frames = run.day_rows("raw_frames", context.partition_key)
         rows = [{"image_sha256": f["sha256"], "annotation_id": f"{i:032x}", "class_name": "car",
                  "x_min": 1.0, "y_min": 1.0, "x_max": 9.0, "y_max": 9.0, "source": "coco",
                  "label_revision": "files-sha256:0", RETYPED_COLUMN: "0.9",
@@ -81,9 +83,9 @@ def retyped_annotations_job() -> dg.JobDefinition:
         run.put(f"tables/downstream/date={context.partition_key}/part-00000.bin", b"x")
         run.commit("downstream")
 
-    checks = [build_contract_check(t, CONTRACTS[t], a)
-              for t, a in (("raw_frames", raw_frames), ("imported_annotations",
-                                                       vendor_annotations))]
+    contracts = load_contracts(contracts_dir())
+    checks = [build_contract_check(contracts["raw_frames"]),
+              build_contract_check(contracts["imported_annotations"], vendor_annotations.key)]
     defs = dg.Definitions(
         assets=[raw_frames, vendor_annotations, downstream_of_annotations],
         asset_checks=checks,

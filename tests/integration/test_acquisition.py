@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.lakefs.layout import table_key
 from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
-from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.runner import run_pipeline
 
 pytestmark = pytest.mark.usefixtures("in_process_runs")

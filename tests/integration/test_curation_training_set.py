@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from PIL import Image
 
 from dataops_cv.defs.resources import CaptureSourceResource
+from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.curation.decisions import sample_id, split_list
 from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.lib.synthetic.config import DefectKind
+from dataops_cv.lib.synthetic.frames import generate_day
 from dataops_cv.lib.training_sets.lineage import lineage
-from dataops_cv.lib.synthetic.scenes import DefectKind, generate_day
-from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.runner import run_pipeline
 
 pytestmark = pytest.mark.usefixtures("in_process_runs")

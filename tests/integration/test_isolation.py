@@ -12,10 +12,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from dataops_cv.defs.publishing.run_branch import MAIN_COMMIT_TAG
+from dataops_cv.defs.tags import MAIN_COMMIT_TAG
+from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.lakefs.layout import table_key
 from dataops_cv.lib.lakefs.run_branch import RUN_BRANCH_PREFIX
-from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.runner import run_pipeline
 from tests.integration.fault_job import WRITES_BEFORE_FAILURE, fault_job, unchecked_job
 

@@ -2,13 +2,11 @@
 
 import dagster as dg
 
-from dataops_cv.defs.acquisition.assets import read_table_rows
 from dataops_cv.defs.curation.assets import curated_samples
 from dataops_cv.defs.partitions import daily_partitions
-from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
+from dataops_cv.defs.run_branch import open_run_branch
 from dataops_cv.lib.curation.decisions import check_rows, sample_id, summary
-from dataops_cv.lib.lakefs.layout import table_key
 
 CURATED_REASONS_CHECK = "curated_samples_reasons"
 
@@ -26,9 +24,9 @@ def curated_samples_reasons(context: dg.AssetCheckExecutionContext,
                             lakefs: LakeFSResource) -> dg.AssetCheckResult:
     partition = context.partition_key
     run = open_run_branch(context, lakefs, curated_samples.key)
-    rows = read_table_rows(run, table_key("curated_samples", partition))
+    rows = run.day_rows("curated_samples", partition)
     expected = [sample_id(partition, r["rel_path"])
-                for r in read_table_rows(run, table_key("fused_samples", partition))]
+                for r in run.day_rows("fused_samples", partition)]
     problems = check_rows(rows, expected)
     counts = summary(rows)
     adds_up = counts["useful"] + counts["useless"] + counts["harmful"] == len(expected)

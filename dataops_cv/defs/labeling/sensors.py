@@ -5,13 +5,14 @@ import re
 import dagster as dg
 
 from dataops_cv.defs.jobs import labeled_annotations_job
-from dataops_cv.defs.labeling.assets import DROPS_PREFIX, LABELS_COMMIT_TAG, SNAPSHOT_TABLE
 from dataops_cv.defs.partitions import daily_partitions
 from dataops_cv.defs.resources import LakeFSResource
+from dataops_cv.defs.tags import LABELS_COMMIT_TAG
+from dataops_cv.lib.lakefs.layout import DROPS, SNAPSHOT_TABLE, TABLES
 
 # Paths on the labels branch that make a commit a labeled commit, and the day they belong to.
 LABELED_PATH = re.compile(
-    rf"^(?:tables/{SNAPSHOT_TABLE}|{DROPS_PREFIX.rstrip('/')})/date=(\d{{4}}-\d{{2}}-\d{{2}})/")
+    rf"^(?:{TABLES}{SNAPSHOT_TABLE}|{DROPS.rstrip('/')})/date=(\d{{4}}-\d{{2}}-\d{{2}})/")
 
 
 def labeled_partitions(paths: list[str]) -> tuple[list[str], list[str]]:

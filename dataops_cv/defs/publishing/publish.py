@@ -6,28 +6,26 @@ One function per outcome, used by the run-status sensors (daemon, `dagster dev`)
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 
 import dagster as dg
 
-from dataops_cv.defs.publishing.run_branch import (
+from dataops_cv.defs.resources import LakeFSResource
+from dataops_cv.defs.run_branch import publish_targets, run_metadata, target_branch
+from dataops_cv.defs.tags import (
     MAIN_COMMIT_TAG,
     PUBLISH_STATUS_TAG,
     PUBLISH_TAG_METADATA,
     RUN_BRANCH_TAG,
     TAGS_TAG,
-    run_metadata,
-    target_branch,
 )
-from dataops_cv.defs.resources import LakeFSResource
+from dataops_cv.lib.lakefs.run_branch import run_branch_name
 from dataops_cv.lib.lakefs.store import LakeFSError, LakeFSStore, MergeConflictError
-from dataops_cv.lib.lakefs.run_branch import (
+from dataops_cv.lib.publishing.publish import (
     PublishResult,
     find_publish,
     publish_run,
     record_run_failure,
-    run_branch_name,
 )
 
 
@@ -42,15 +40,11 @@ class UnauditedRunError(RuntimeError):
         self.missing = missing
 
 
-@functools.cache
-def blocking_checks_by_asset() -> Mapping[dg.AssetKey, frozenset[str]]:
-    """The blocking checks the code location declares, per asset."""
-    from dataops_cv.definitions import defs  # the location imports this module: import lazily
-
-    graph = defs().resolve_asset_graph()
+def blocking_checks_by_asset(asset_graph) -> Mapping[dg.AssetKey, frozenset[str]]:
+    """The blocking checks ``asset_graph`` (the code location's, or a job's) declares, per asset."""
     found: dict[dg.AssetKey, set[str]] = {}
-    for key in graph.asset_check_keys:
-        if graph.get_check_spec(key).blocking:
+    for key in asset_graph.asset_check_keys:
+        if asset_graph.get_check_spec(key).blocking:
             found.setdefault(key.asset_key, set()).add(key.name)
     return {k: frozenset(v) for k, v in found.items()}
 
@@ -122,14 +116,14 @@ def tag_publish(store: LakeFSStore, tags: list[str], result: PublishResult, run_
 
 
 def publish_dagster_run(
-    instance: dg.DagsterInstance, run: dg.DagsterRun, lakefs: LakeFSResource,
-    blocking: Mapping[dg.AssetKey, frozenset[str]] | None = None,
+    instance: dg.DagsterInstance, run: dg.DagsterRun, lakefs: LakeFSResource, asset_graph,
 ) -> PublishResult:
     """Merge a succeeded run's branch into its target (main, or the labels branch for the
     labeling pull) once and record the target's new commit on the run.
 
     Args:
-        blocking: blocking checks per asset (default: those the code location declares).
+        asset_graph: the definitions the run was made from (the sensor's repository, or the
+            launched job's): they say which checks block and where each asset publishes.
 
     Raises:
         UnauditedRunError: an asset was materialized without its blocking checks passing in the
@@ -138,8 +132,7 @@ def publish_dagster_run(
             the run's tags before the error propagates.
     """
     store = lakefs.store()
-    missing = unaudited(instance, run.run_id,
-                        blocking_checks_by_asset() if blocking is None else blocking)
+    missing = unaudited(instance, run.run_id, blocking_checks_by_asset(asset_graph))
     if missing:
         error = UnauditedRunError(missing)
         instance.add_run_tags(run.run_id, {PUBLISH_STATUS_TAG: "unaudited",
@@ -147,7 +140,8 @@ def publish_dagster_run(
         record_run_failure(store, run.run_id, "UNAUDITED", str(error), run_metadata(run))
         raise error
     try:
-        target = target_branch(lakefs, materialized_assets(instance, run.run_id))
+        target = target_branch(lakefs, publish_targets(
+            asset_graph, materialized_assets(instance, run.run_id)))
         result = publish_run(store, run.run_id, run_metadata(run), target)
     except MergeConflictError as exc:
         instance.add_run_tags(run.run_id, {PUBLISH_STATUS_TAG: "conflict",

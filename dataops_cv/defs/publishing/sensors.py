@@ -24,7 +24,8 @@ def publish_run_sensor(context: dg.RunStatusSensorContext, lakefs: LakeFSResourc
     # (publish-status tag) and on its kept branch, logged as an error, and the sensor moves on.
     # Anything else (lakeFS unreachable) raises, so the daemon retries this run on the next tick.
     try:
-        result = publish_dagster_run(context.instance, context.dagster_run, lakefs)
+        result = publish_dagster_run(context.instance, context.dagster_run, lakefs,
+                                     context.repository_def.asset_graph)
     except (MergeConflictError, UnauditedRunError) as exc:
         context.log.error(f"run {context.dagster_run.run_id} NOT published: {exc}")
         return dg.SkipReason(f"run {context.dagster_run.run_id} not published: {exc}")

@@ -1,32 +1,20 @@
 """Training sets: the useful samples of the curated days, split without leakage, written as a
 manifest and Parquet shards under trainsets/<name>/<version>/ and tagged when the run publishes."""
 
-import hashlib
-import json
 from collections.abc import Iterator
 
 import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from dataops_cv.defs.acquisition.assets import read_table_rows
-from dataops_cv.defs.acquisition.checks import CONTRACTS_DIR
-from dataops_cv.defs.augmentation.assets import augmented_boxes_key, augmented_samples
-from dataops_cv.defs.curation.assets import curated_samples, curation_side_key
 from dataops_cv.defs.partitions import daily_partitions
-from dataops_cv.defs.publishing.run_branch import (
-    PUBLISH_TAG_METADATA,
-    commit_metadata,
-    open_run_branch,
-)
-from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.validation.contracts import load_taxonomy
-from dataops_cv.lib.lakefs.layout import earlier_partitions, table_key
-from dataops_cv.lib.lakefs.run_branch import RunBranch
+from dataops_cv.defs.resources import ContractsResource, LakeFSResource
+from dataops_cv.defs.run_branch import commit_metadata, open_run_branch
+from dataops_cv.defs.tags import PUBLISH_TAG_METADATA
 from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE
-
-# Bumped when the same inputs would give other bytes: it is part of every version.
-BUILD_VERSION = "1"
+from dataops_cv.lib.lakefs.layout import table_key, trainset_key, trainset_root
+from dataops_cv.lib.lakefs.run_branch import RunBranch
+from dataops_cv.lib.training_sets import collect
 
 
 class TrainingSetConfig(dg.Config):
@@ -46,52 +34,56 @@ class TrainingSetConfig(dg.Config):
         "(it must come out byte-identical: same inputs, same bytes).")
 
 
-def _sample_id(*parts: str) -> str:
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
-
-
 def _days(run: RunBranch, partition: str, days: int) -> list[str]:
-    listing = [o.path for o in run.store.list_objects(run.branch, "tables/curated_samples/date=")]
-    earlier = earlier_partitions(listing, "curated_samples", partition,
-                                 days - 1 if days > 0 else len(listing) + 1)
-    return [*earlier, partition] if days != 1 else [partition]
+    """The curated days of the window ending at ``partition`` (all of them when ``days`` = 0)."""
+    if days == 1:
+        return [partition]
+    earlier = [d for d in run.partitions(collect.CURATED) if d < partition]
+    return [*(earlier[-(days - 1):] if days > 0 else earlier), partition]
 
 
-def _groups(keys: list[str], sessions: list[str | None], pairs) -> list[str]:
-    """Leakage group per sample: samples of one capture session, and near-duplicates across
-    sessions or days, end up together; the group's key is its smallest session (or sample)."""
-    parent = list(range(len(keys)))
+def _split_table(planned, splits) -> tuple[dict[str, int], str]:
+    """Samples per split, and a markdown table of boxes per class and split."""
+    split_counts: dict[str, int] = {}
+    class_counts: dict[str, dict[str, int]] = {}
+    for p in planned:
+        split_counts[p.split] = split_counts.get(p.split, 0) + 1
+        for b in p.sample.boxes:
+            per = class_counts.setdefault(p.split, {})
+            per[b.class_name] = per.get(b.class_name, 0) + 1
+    classes = sorted({c for per in class_counts.values() for c in per})
+    table_md = "| split | samples | " + " | ".join(classes) + " |\n|---|---|" + "---|" * len(
+        classes) + "\n" + "\n".join(
+        f"| {s} | {split_counts.get(s, 0)} | "
+        + " | ".join(str(class_counts.get(s, {}).get(c, 0)) for c in classes) + " |"
+        for s in splits)
+    return split_counts, table_md
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+def _write(run: RunBranch, planned, name: str, version: str, max_shard_mb: int
+           ) -> tuple[bytes, dict[str, str], int]:
+    """Stream the training set's files onto the run branch; return the manifest bytes, the
+    digest of every file and the bytes written."""
+    from dataops_cv.lib.training_sets.writer import MANIFEST_PATH, write_training_set
 
-    first: dict[str, int] = {}
-    for k, s in enumerate(sessions):
-        if s:
-            union(first.setdefault(s, k), k)
-    for a, b in pairs:
-        union(int(a), int(b))
-    label: dict[int, str] = {}
-    for k in range(len(keys)):
-        root = find(k)
-        name = sessions[k] or keys[k]
-        label[root] = min(label.get(root, name), name)
-    return [label[find(k)] for k in range(len(keys))]
+    digests: dict[str, str] = {}
+    size = 0
+    manifest = b""
+    for rel, data, digest in write_training_set(planned, run.read,
+                                                max_shard_bytes=max_shard_mb * 2**20):
+        run.put(trainset_key(name, version, rel), data, PARQUET_CONTENT_TYPE
+                if rel.endswith(".parquet") else "application/octet-stream")
+        digests[rel], size = digest, size + len(data)
+        if rel == MANIFEST_PATH:
+            manifest = data
+    return manifest, digests, size
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="training_sets",
     kinds={"lakefs", "parquet", "torch"},
-    deps=[curated_samples, augmented_samples],
+    deps=["curated_samples", "augmented_samples"],
     code_version="1",
     # No useful sample in the window (e.g. days nobody labeled yet) means no training set: the
     # asset is not materialized and no tag is made, rather than an empty set published.
@@ -99,45 +91,36 @@ def _groups(keys: list[str], sessions: list[str | None], pairs) -> list[str]:
 )
 def training_set(
     context: dg.AssetExecutionContext, config: TrainingSetConfig, lakefs: LakeFSResource,
+    contracts: ContractsResource,
 ) -> Iterator[dg.MaterializeResult]:
     """The training set as of one day: the useful samples of the curated days up to it, split
     train/val/test by leakage group and class, as a manifest and shards tagged on publish."""
-    from dataops_cv.lib.curation import similarity as curation
-    from dataops_cv.lib.training_sets import writer as trainset
+    from dataops_cv.lib.curation.features import FEATURE_VERSION, phash_from_hex
+    from dataops_cv.lib.curation.near_duplicates import near_duplicate_pairs
+    from dataops_cv.lib.training_sets import writer
 
     partition = context.partition_key
-    run = open_run_branch(context, lakefs, context.asset_key)
-    trainset.validate_name(config.name)
-    if not run.exists(table_key("curated_samples", partition)):
+    run = open_run_branch(context, lakefs)
+    writer.validate_name(config.name)
+    if not run.exists(table_key(collect.CURATED, partition)):
         raise dg.Failure(f"training_set {partition}: no curated_samples table for {partition} on "
                          f"{run.branch}; materialize curated_samples for this day first")
     days = _days(run, partition, config.days)
-    taxonomy = {c: i for i, c in enumerate(load_taxonomy(CONTRACTS_DIR / "taxonomy.yaml"))}
+    taxonomy = {c: i for i, c in enumerate(contracts.taxonomy())}
 
-    def class_id(box: dict) -> int:
+    def class_id(box) -> int:
         # Labels without an id take the taxonomy's index; -1 marks a class outside it.
         if box["class_id"] is not None:
             return int(box["class_id"])
         return taxonomy.get(box["class_name"], -1)
 
-    watched = [p for d in days for p in (
-        table_key("curated_samples", d), curation_side_key(d, "_boxes.parquet"),
-        curation_side_key(d, "_features.parquet"), table_key("augmented_samples", d),
-        augmented_boxes_key(d))]
-    stats = {p: run.store.stat_object(run.branch, p) for p in watched}
-    inputs = {"build": BUILD_VERSION, "name": config.name, "partition": partition,
-              "fractions": dict(sorted(config.fractions.items())), "seed": config.seed,
-              "include_augmented": config.include_augmented, "max_shard_mb": config.max_shard_mb,
-              "features": curation.FEATURE_VERSION,
-              "tables": {p: (s.checksum if s else None) for p, s in stats.items()}}
-    inputs_json = json.dumps(inputs, sort_keys=True, indent=1).encode()
-    # Named by its inputs: the same inputs always give the same version, the same paths and
-    # (tested) the same bytes, so a rebuild is a no-op diff and a tag names exactly one content.
-    version = f"v{partition.replace('-', '')}-{hashlib.sha256(inputs_json).hexdigest()[:10]}"
-    tag = trainset.tag_name(config.name, version)
-    root = trainset.trainset_root(config.name, version)
-    manifest_path = f"{root}/manifest.parquet"
-    table_path = table_key("training_set", partition)
+    inputs_json = collect.inputs_document(
+        partition, config.name, config.fractions, config.seed, config.include_augmented,
+        config.max_shard_mb, FEATURE_VERSION, run.checksums(collect.input_tables(days)))
+    version = collect.version_of(partition, inputs_json)
+    tag = writer.tag_name(config.name, version)
+    root = trainset_root(config.name, version)
+    manifest_path = trainset_key(config.name, version, writer.MANIFEST_PATH)
     base_meta = {
         PUBLISH_TAG_METADATA: dg.MetadataValue.text(tag),
         "trainset_name": dg.MetadataValue.text(config.name),
@@ -152,123 +135,41 @@ def training_set(
                                              "unchanged": True})
         return
 
-    originals: list = []
-    sessions: list[str | None] = []
-    phashes: list[int] = []
-    embeddings: list[list[float]] = []
-    seen_sha: dict[str, str] = {}
-    cross_day_copies = 0
-    augmented: list = []
-    for day in days:
-        useful = [r for r in read_table_rows(run, table_key("curated_samples", day))
-                  if r["decision"] == "useful"]
-        boxes: dict[str, list] = {}
-        for b in read_table_rows(run, curation_side_key(day, "_boxes.parquet")):
-            boxes.setdefault(b["sample_id"], []).append(trainset.Box(
-                b["annotation_id"], b["class_name"], class_id(b), b["x_min"], b["y_min"],
-                b["x_max"], b["y_max"]))
-        features = {f["sha256"]: f for f in read_table_rows(
-            run, curation_side_key(day, "_features.parquet"))}
-        kept_by_sha: dict[str, str] = {}
-        for r in sorted(useful, key=lambda r: r["sample_id"]):
-            if r["sha256"] in seen_sha:  # the same bytes on an earlier day: one sample
-                cross_day_copies += 1
-                continue
-            seen_sha[r["sha256"]] = r["sample_id"]
-            kept_by_sha[r["sha256"]] = r["sample_id"]
-            f = features[r["sha256"]]
-            phashes.append(curation.phash_from_hex(f["phash"]))
-            embeddings.append(f["embedding"])
-            sessions.append(r["session_id"])
-            originals.append(trainset.SampleIn(
-                sample_id=r["sample_id"], content_sha256=r["sha256"], object_key=r["object_key"],
-                date=day, rel_path=r["rel_path"], session_id=r["session_id"],
-                camera=r["camera"], width=r["width"], height=r["height"], group_key="",
-                boxes=tuple(boxes.get(r["sample_id"], ())), label_source=r["label_source"],
-                label_revision=r["label_revision"] or ""))
-        if not config.include_augmented or not kept_by_sha:
-            continue
-        aug_boxes: dict[str, list] = {}
-        for b in read_table_rows(run, augmented_boxes_key(day)):
-            aug_boxes.setdefault(b["input_key"], []).append(trainset.Box(
-                b["annotation_id"], b["class_name"], class_id(b), b["x_min"], b["y_min"],
-                b["x_max"], b["y_max"]))
-        by_id = {s.sample_id: s for s in originals}
-        for v in read_table_rows(run, table_key("augmented_samples", day)):
-            source = kept_by_sha.get(v["source_sha256"])
-            if source is None:
-                continue
-            src = by_id[source]
-            augmented.append((src, v, tuple(sorted(aug_boxes.get(v["input_key"], ()),
-                                                   key=lambda b: b.annotation_id))))
-
-    if not originals:
+    found = collect.collect(run, days, class_id, config.include_augmented)
+    if not found.originals:
         context.log.warning(f"training_set {partition}: no useful sample in the curated days "
                             f"{days} (see curated_samples' reasons); no training set is made")
         return
-    pairs = curation.near_duplicate_pairs(
-        np.array(phashes, dtype=np.uint64),
-        np.array(embeddings, dtype=np.float32).reshape(len(originals), -1))
-    group_of = _groups([s.sample_id for s in originals], sessions,
-                       zip(pairs.i, pairs.j, strict=True))
-    samples = [trainset.SampleIn(**{**s.__dict__, "group_key": g})
-               for s, g in zip(originals, group_of, strict=True)]
-    groups_by_id = {s.sample_id: s.group_key for s in samples}
-    for src, v, vboxes in augmented:
-        samples.append(trainset.SampleIn(
-            sample_id=_sample_id(src.sample_id, "augmented", v["input_key"]),
-            content_sha256=v["sha256"], object_key=v["object_key"], date=src.date,
-            rel_path=src.rel_path, session_id=src.session_id, camera=src.camera,
-            width=v["width"], height=v["height"], group_key=groups_by_id[src.sample_id],
-            boxes=vboxes, label_source=src.label_source, label_revision=src.label_revision,
-            augmented_from=src.sample_id, aug_policy_version=v["policy_version"],
-            aug_input_key=v["input_key"], aug_params=v["params"]))
-
-    planned = trainset.plan_training_set(samples, config.fractions, config.seed)
-    digests: dict[str, str] = {}
-    sizes: dict[str, int] = {}
-    manifest_bytes = b""
-    for rel, data, digest in trainset.write_training_set(
-            planned, run.read, max_shard_bytes=config.max_shard_mb * 2**20):
-        run.put(f"{root}/{rel}", data, PARQUET_CONTENT_TYPE if rel.endswith(".parquet")
-                else "application/octet-stream")
-        digests[rel], sizes[rel] = digest, len(data)
-        if rel == "manifest.parquet":
-            manifest_bytes = data
-    if not manifest_bytes:
+    pairs = near_duplicate_pairs(
+        np.array([phash_from_hex(h) for h in found.phashes], dtype=np.uint64),
+        np.array(found.embeddings, dtype=np.float32).reshape(len(found.originals), -1))
+    group_of = collect.leakage_groups([s.sample_id for s in found.originals], found.sessions,
+                                      zip(pairs.i, pairs.j, strict=True))
+    planned = writer.plan_training_set(collect.grouped_samples(found, group_of),
+                                       config.fractions, config.seed)
+    manifest, digests, size = _write(run, planned, config.name, version, config.max_shard_mb)
+    if not manifest:
         raise dg.Failure(f"training_set {partition}: the writer produced no manifest")
-    run.put(f"{root}/inputs.json", inputs_json, "application/json")
+    run.put(trainset_key(config.name, version, writer.INPUTS_PATH), inputs_json,
+            "application/json")
     # The day's copy lets the contract check and drift read it like every other table.
-    run.put(table_path, manifest_bytes, PARQUET_CONTENT_TYPE)
-
-    split_counts: dict[str, int] = {}
-    class_counts: dict[str, dict[str, int]] = {}
-    for p in planned:
-        split_counts[p.split] = split_counts.get(p.split, 0) + 1
-        for b in p.sample.boxes:
-            per = class_counts.setdefault(p.split, {})
-            per[b.class_name] = per.get(b.class_name, 0) + 1
+    run.put(table_key("training_set", partition), manifest, PARQUET_CONTENT_TYPE)
+    split_counts, table_md = _split_table(planned, writer.SPLITS)
     commit = run.commit(
         f"training_set {partition}: {tag} with "
         + ", ".join(f"{n} {s}" for s, n in sorted(split_counts.items())),
         {"trainset_tag": tag, "trainset_version": version})
-    classes = sorted({c for per in class_counts.values() for c in per})
-    table_md = "| split | samples | " + " | ".join(classes) + " |\n|---|---|" + "---|" * len(
-        classes) + "\n" + "\n".join(
-        f"| {s} | {split_counts.get(s, 0)} | "
-        + " | ".join(str(class_counts.get(s, {}).get(c, 0)) for c in classes) + " |"
-        for s in trainset.SPLITS)
     yield dg.MaterializeResult(metadata={
         **commit_metadata(run, commit.id),
         **base_meta,
         "unchanged": False,
-        **{f"count_trainset_{s}": split_counts.get(s, 0) for s in trainset.SPLITS},
+        **{f"count_trainset_{s}": split_counts.get(s, 0) for s in writer.SPLITS},
         "count_trainset_augmented": sum(1 for p in planned if p.sample.augmented_from),
         "count_trainset_groups": len(set(group_of)),
-        "count_trainset_cross_day_copies": cross_day_copies,
+        "count_trainset_cross_day_copies": found.cross_day_copies,
         "near_duplicate_pairs_across_set": len(pairs.i),
         "splits": dg.MetadataValue.md(table_md),
         "digests": dg.MetadataValue.json(digests),
-        "bytes": sum(sizes.values()),
+        "bytes": size,
         "manifest": dg.MetadataValue.path(manifest_path),
     })

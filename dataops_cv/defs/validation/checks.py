@@ -1,42 +1,30 @@
-"""Asset checks generated from data_contracts/*.yaml: for each contracted asset, one blocking check
+"""Asset checks generated from the data contracts: for each contracted asset, one blocking check
 (every error-severity expectation), one warning check (every warn-severity expectation) and, when
 the contract has a ``drift`` section, a warning drift check against the partitions before it —
 all evaluated on the run's own branch in one step. The full reports are committed on that branch
-under validation/<asset>/date=<day>/{contract,drift}.json, so a failed run keeps its evidence."""
+under validation/<asset>/date=<day>/{contract,drift}.json, so a failed run keeps its evidence.
+
+The contracts are read when the definitions load (from ``DATAOPS_CV_CONTRACTS_DIR``, default the
+repository's ``data_contracts/``): a broken contract stops the code location, naming the file and
+key, instead of failing runs one by one."""
 
 import json
 
+import dagster as dg
 import pandas as pd
 
-import dagster as dg
-from dataops_cv.defs.acquisition.assets import (
-    imported_annotations,
-    quarantine_table_key,
-    raw_frames,
-    read_table_rows,
-    sensor_logs,
-)
-from dataops_cv.defs.acquisition.checks import CONTRACTS_DIR
-from dataops_cv.defs.augmentation.assets import augmented_samples
-from dataops_cv.defs.curation.assets import curated_samples
-from dataops_cv.defs.fusion.assets import fused_samples
 from dataops_cv.defs.partitions import daily_partitions
-from dataops_cv.defs.labeling.assets import labeled_annotations
-from dataops_cv.defs.publishing.run_branch import open_run_branch
 from dataops_cv.defs.resources import LakeFSResource
-from dataops_cv.lib.validation.contracts import Contract, Relation, load_contracts
-from dataops_cv.lib.lakefs.layout import earlier_partitions, table_key, validation_key
+from dataops_cv.defs.run_branch import open_run_branch
 from dataops_cv.lib.core.quarantine import Reason
-from dataops_cv.lib.lakefs.run_branch import RunBranch
-from dataops_cv.lib.core.tables import from_parquet_bytes
+from dataops_cv.lib.lakefs.layout import quarantine_key, table_key, validation_key
+from dataops_cv.lib.lakefs.run_branch import RefView, RunBranch
+from dataops_cv.lib.validation.contracts import Contract, ContractError, Relation, load_contracts
+from dataops_cv.lib.validation.contracts.location import contracts_dir
 
-# Loaded when the definitions load: a broken contract stops the code location, naming the file
-# and key, instead of failing runs one by one.
-CONTRACTS = load_contracts(CONTRACTS_DIR)
-CONTRACTED_ASSETS = {"raw_frames": raw_frames, "imported_annotations": imported_annotations,
-                     "sensor_logs": sensor_logs, "labeled_annotations": labeled_annotations,
-                     "fused_samples": fused_samples, "augmented_samples": augmented_samples,
-                     "curated_samples": curated_samples}
+# Assets are named by key: the validation stage depends on the others only through lakeFS.
+CONTRACTED_ASSETS = ("raw_frames", "imported_annotations", "sensor_logs", "labeled_annotations",
+                     "fused_samples", "augmented_samples", "curated_samples")
 SAMPLE_FAILURES = 5
 
 
@@ -52,10 +40,9 @@ def drift_check_name(table: str) -> str:
     return f"{table}_drift"
 
 
-def _frame(run: RunBranch, path: str, columns: list[str] | None = None) -> pd.DataFrame:
-    if not run.exists(path):
-        return pd.DataFrame()
-    return from_parquet_bytes(run.read(path), columns).to_pandas()
+def _frame(view: RefView, path: str, columns: list[str] | None = None) -> pd.DataFrame:
+    table = view.table(path, columns)
+    return pd.DataFrame() if table is None else table.to_pandas()
 
 
 def _drift_outcome(run: RunBranch, contract: Contract, partition: str,
@@ -67,8 +54,7 @@ def _drift_outcome(run: RunBranch, contract: Contract, partition: str,
     spec = contract.drift
     assert spec is not None
     table = contract.table
-    listing = (o.path for o in run.store.list_objects(run.branch, f"tables/{table}/date="))
-    days = earlier_partitions(listing, table, partition, spec.reference_partitions)
+    days = run.earlier_partitions(table, partition, spec.reference_partitions)
     cols = list(spec.columns)
     reference = pd.concat([_frame(run, table_key(table, d), cols) for d in days],
                           ignore_index=True) if days else pd.DataFrame(columns=cols)
@@ -93,10 +79,10 @@ def _drift_outcome(run: RunBranch, contract: Contract, partition: str,
 
 
 def _quarantined(run: RunBranch, table: str, partition: str) -> list[dict]:
-    rows = read_table_rows(run, quarantine_table_key(table, partition))
     # A box set aside only because its image was quarantined is counted against the image
     # (raw_frames' own rate), not again against the labels.
-    return [r for r in rows if r["reason"] != Reason.MISSING_IMAGE]
+    return [r for r in run.rows(quarantine_key(table, partition))
+            if r["reason"] != Reason.MISSING_IMAGE]
 
 
 def _result_metadata(report, severity: str) -> dict:
@@ -115,37 +101,39 @@ def _result_metadata(report, severity: str) -> dict:
     }
 
 
-def build_contract_check(table: str, contract: Contract, asset: dg.AssetsDefinition):
-    """The contract check of ``asset``: blocking, warning and (if configured) drift results."""
-    errors = contract_check_name(table)
-    warnings = contract_warnings_check_name(table)
-    drift_specs = [] if contract.drift is None else [
-        dg.AssetCheckSpec(drift_check_name(table), asset=asset.key, blocking=False,
+def _specs(table: str, contract: Contract, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec(contract_check_name(table), asset=key, blocking=True,
                           partitions_def=daily_partitions,
-                          description=f"Distribution drift against the earlier partitions, by "
-                          f"the thresholds in data_contracts/{table}.yaml (warns).")]
+                          description=f"Every error-severity expectation of "
+                          f"data_contracts/{table}.yaml (blocks publishing)."),
+        dg.AssetCheckSpec(contract_warnings_check_name(table), asset=key, blocking=False,
+                          partitions_def=daily_partitions,
+                          description=f"Every warn-severity expectation of "
+                          f"data_contracts/{table}.yaml."),
+    ]
+    if contract.drift is not None:
+        specs.append(dg.AssetCheckSpec(
+            drift_check_name(table), asset=key, blocking=False, partitions_def=daily_partitions,
+            description=f"Distribution drift against the earlier partitions, by the thresholds "
+            f"in data_contracts/{table}.yaml (warns)."))
+    return specs
+
+
+def build_contract_check(contract: Contract, asset_key: dg.AssetKey | None = None):
+    """The contract check of the asset ``contract`` describes (``asset_key``, default the asset
+    named like the contract's table): blocking, warning and (if configured) drift results."""
+    table = contract.table
+    key = asset_key or dg.AssetKey(table)
     related = sorted({r.table for r in contract.rules
                       if isinstance(r, Relation) and r.table != table})
 
-    @dg.multi_asset_check(
-        name=f"{table}_contract_checks",
-        specs=[
-            dg.AssetCheckSpec(errors, asset=asset.key, blocking=True,
-                              partitions_def=daily_partitions,
-                              description=f"Every error-severity expectation of "
-                              f"data_contracts/{table}.yaml (blocks publishing)."),
-            dg.AssetCheckSpec(warnings, asset=asset.key, blocking=False,
-                              partitions_def=daily_partitions,
-                              description=f"Every warn-severity expectation of "
-                              f"data_contracts/{table}.yaml."),
-            *drift_specs,
-        ],
-    )
+    @dg.multi_asset_check(name=f"{table}_contract_checks", specs=_specs(table, contract, key))
     def _check(context: dg.AssetCheckExecutionContext, lakefs: LakeFSResource):
-        from dataops_cv.lib.validation.contracts import validate  # GX import is slow: only where it runs
+        from dataops_cv.lib.validation.contracts import validate  # GX import is slow
 
         partition = context.partition_key
-        run = open_run_branch(context, lakefs, asset.key)
+        run = open_run_branch(context, lakefs, key)
         df = _frame(run, table_key(table, partition))
         quarantined = _quarantined(run, table, partition)
         report = validate(
@@ -167,17 +155,17 @@ def build_contract_check(table: str, contract: Contract, asset: dg.AssetsDefinit
         link = {"evidence": dg.MetadataValue.path(evidence),
                 "lakefs_commit": dg.MetadataValue.text(commit.id)}
         yield dg.AssetCheckResult(
-            asset_key=asset.key, check_name=errors, passed=not report.failed("error"),
-            severity=dg.AssetCheckSeverity.ERROR,
+            asset_key=key, check_name=contract_check_name(table),
+            passed=not report.failed("error"), severity=dg.AssetCheckSeverity.ERROR,
             metadata={**_result_metadata(report, "error"), **link})
         yield dg.AssetCheckResult(
-            asset_key=asset.key, check_name=warnings, passed=not report.failed("warn"),
-            severity=dg.AssetCheckSeverity.WARN,
+            asset_key=key, check_name=contract_warnings_check_name(table),
+            passed=not report.failed("warn"), severity=dg.AssetCheckSeverity.WARN,
             metadata={**_result_metadata(report, "warn"), **link})
         if drift is not None:
             passed, description, metadata, _ = drift
             yield dg.AssetCheckResult(
-                asset_key=asset.key, check_name=drift_check_name(table), passed=passed,
+                asset_key=key, check_name=drift_check_name(table), passed=passed,
                 severity=dg.AssetCheckSeverity.WARN, description=description,
                 metadata={**metadata, "lakefs_commit": dg.MetadataValue.text(commit.id),
                           "evidence": dg.MetadataValue.path(
@@ -186,5 +174,19 @@ def build_contract_check(table: str, contract: Contract, asset: dg.AssetsDefinit
     return _check
 
 
-contract_checks = [build_contract_check(table, CONTRACTS[table], asset)
-                   for table, asset in CONTRACTED_ASSETS.items()]
+@dg.definitions
+def contract_checks() -> dg.Definitions:
+    """Every contracted asset's checks, from the contracts folder as it is when the code
+    location loads.
+
+    Raises:
+        ContractError: a contract is malformed (naming file and key) or missing.
+    """
+    folder = contracts_dir()
+    contracts = load_contracts(folder)
+    missing = [t for t in CONTRACTED_ASSETS if t not in contracts]
+    if missing:
+        raise ContractError(str(folder), "", f"no contract for {', '.join(missing)} (expected "
+                            f"{', '.join(f'{t}.yaml' for t in missing)})")
+    return dg.Definitions(asset_checks=[build_contract_check(contracts[t])
+                                        for t in CONTRACTED_ASSETS])

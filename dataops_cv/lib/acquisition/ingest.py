@@ -14,17 +14,19 @@ stays the frame.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 import pyarrow as pa
 
+from dataops_cv.lib.acquisition.sources import Source, SourceObject
 from dataops_cv.lib.core.concurrency import bounded_map
 from dataops_cv.lib.core.images import DEFAULT_MAX_PIXELS, ImageInfo, inspect_image
-from dataops_cv.lib.lakefs.layout import frame_key
 from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
-from dataops_cv.lib.acquisition.sources import Source, SourceObject
+from dataops_cv.lib.lakefs.layout import frame_key, quarantine_blob_key
 
 FRAMES_SCHEMA = pa.schema(
     [
@@ -60,9 +62,6 @@ MIME = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "bmp": "i
 
 _DERIVED = ("brightness", "contrast", "laplacian_var")
 
-
-def quarantine_key(asset: str, partition: str, sha256: str) -> str:
-    return f"quarantine/{asset}/date={partition}/{sha256[:2]}/{sha256}"
 
 
 @dataclass
@@ -145,93 +144,22 @@ def ingest_images(
         capture_meta: per-file capture time / device / GPS known from the source (e.g. a rig's
             folder layout), preferred over EXIF.
     """
-    prev = {str(r["source_uri"]): dict(r) for r in previous_rows}
-    prev_q = {str(r["source_uri"]): dict(r) for r in previous_quarantine}
-    rows: dict[str, dict] = {}
-    quarantine: dict[str, QuarantineRecord] = {}
-    listed_uris: set[str] = set()
-    stats = {"listed": 0, "ignored": 0, "unchanged": 0, "read": 0}
+    tally = _Tally(prev={str(r["source_uri"]): dict(r) for r in previous_rows},
+                   prev_q={str(r["source_uri"]): dict(r) for r in previous_quarantine})
+    read = functools.partial(_read_file, source=source, partition=partition, put=put,
+                             asset=asset, max_pixels=max_pixels, capture_meta=capture_meta,
+                             prev=tally.prev)
+    results = bounded_map(read, _to_read(source, tally), workers, name="ingest")
+    uploaded, bytes_read = _collect(results, tally, progress)
 
-    def to_read() -> Iterator[SourceObject]:
-        """The listing, streamed: unchanged files are settled here, the rest go on to be read
-        (no list of every file is held)."""
-        for obj in source.list():
-            if not obj.is_image:
-                stats["ignored"] += 1  # annotation files and sensor logs have assets of their own
-                continue
-            stats["listed"] += 1
-            listed_uris.add(obj.uri)
-            old = prev.get(obj.uri)
-            old_q = prev_q.get(obj.uri)
-            # A row written before a column existed is read again, to fill it in.
-            if (old and old["size"] == obj.size and old["fingerprint"] == obj.fingerprint
-                    and all(old.get(c) is not None for c in _DERIVED)):
-                rows[obj.uri] = old
-                stats["unchanged"] += 1
-            elif (old_q and old_q.get("size") == obj.size
-                  and old_q.get("fingerprint") == obj.fingerprint):
-                quarantine[obj.uri] = QuarantineRecord(
-                    **{**old_q, "reason": Reason(old_q["reason"])})
-                if old:  # a name conflict seen before: the earlier version stays the frame
-                    rows[obj.uri] = old
-                stats["unchanged"] += 1
-            else:
-                stats["read"] += 1
-                yield obj
-
-    def process(obj: SourceObject) -> tuple[SourceObject, dict | None, QuarantineRecord | None,
-                                            bool, int]:
-        data = source.read(obj)
-        result = inspect_image(data, max_pixels=max_pixels)
-        if not isinstance(result, ImageInfo):
-            key = quarantine_key(asset, partition, result.sha256) if result.sha256 else None
-            if key:
-                put(key, data, "application/octet-stream")
-            return obj, None, QuarantineRecord(obj.uri, "image", result.reason, result.detail,
-                                               result.sha256, key, obj.size, obj.fingerprint), \
-                False, len(data)
-        old = prev.get(obj.uri)
-        if old and old["sha256"] != result.sha256:
-            key = quarantine_key(asset, partition, result.sha256)
-            put(key, data, MIME.get(result.ext, "application/octet-stream"))
-            return obj, None, QuarantineRecord(
-                obj.uri, "image", Reason.NAME_CONFLICT,
-                f"bytes changed under the same name: was {old['sha256']}, now {result.sha256}; "
-                "the earlier version stays the frame", result.sha256, key, obj.size,
-                obj.fingerprint), False, len(data)
-        row = _frame_row(obj, result, capture_meta(obj) if capture_meta else {})
-        uploaded = put(row["object_key"], data, MIME.get(result.ext, "application/octet-stream"))
-        return obj, row, None, uploaded, len(data)
-
-    uploaded = bytes_read = done = 0
-    for obj, row, record, sent, nbytes in bounded_map(process, to_read(), workers, name="ingest"):
-        bytes_read += nbytes
-        uploaded += sent
-        if row is not None:
-            rows[obj.uri] = row
-        else:
-            assert record is not None
-            quarantine[obj.uri] = record
-            if record.reason == Reason.NAME_CONFLICT:
-                rows[obj.uri] = prev[obj.uri]
-        done += 1
-        if progress and done % 500 == 0:
-            progress(done, stats["read"])
-    if progress and done:
-        progress(done, stats["read"])
-
-    kept_missing = [r for uri, r in prev.items() if uri not in listed_uris]
+    kept_missing = [r for uri, r in tally.prev.items() if uri not in tally.listed_uris]
     for r in kept_missing:
-        rows[str(r["source_uri"])] = r
+        tally.rows[str(r["source_uri"])] = r
 
-    ordered = sorted(rows.values(), key=lambda r: str(r["rel_path"]))
-    first_by_sha: dict[str, str] = {}
-    duplicates = 0
-    for r in ordered:
-        first = first_by_sha.setdefault(str(r["sha256"]), str(r["rel_path"]))
-        r["duplicate_of"] = first if first != r["rel_path"] else None
-        duplicates += first != r["rel_path"]
-    records = sorted(quarantine.values(), key=lambda q: q.source_uri)
+    ordered = sorted(tally.rows.values(), key=lambda r: str(r["rel_path"]))
+    duplicates = _mark_duplicates(ordered)
+    records = sorted(tally.quarantine.values(), key=lambda q: q.source_uri)
+    stats = tally.stats
     return IngestResult(
         rows=ordered,
         quarantine=records,
@@ -248,3 +176,115 @@ def ingest_images(
             "ignored_non_images": stats["ignored"],
         },
     )
+
+
+@dataclass
+class _Tally:
+    """One run's decisions so far, keyed by source URI, next to the previous tables'."""
+
+    prev: dict[str, dict]
+    prev_q: dict[str, dict]
+    rows: dict[str, dict] = field(default_factory=dict)
+    quarantine: dict[str, QuarantineRecord] = field(default_factory=dict)
+    listed_uris: set[str] = field(default_factory=set)
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"listed": 0, "ignored": 0, "unchanged": 0, "read": 0})
+
+
+class _Read(NamedTuple):
+    """What reading one file gave: its frame row or its quarantine record."""
+
+    obj: SourceObject
+    row: dict | None
+    record: QuarantineRecord | None
+    uploaded: bool
+    nbytes: int
+
+
+def _to_read(source: Source, tally: _Tally) -> Iterator[SourceObject]:
+    """The listing, streamed: unchanged files are settled here, the rest go on to be read
+    (no list of every file is held)."""
+    stats = tally.stats
+    for obj in source.list():
+        if not obj.is_image:
+            stats["ignored"] += 1  # annotation files and sensor logs have assets of their own
+            continue
+        stats["listed"] += 1
+        tally.listed_uris.add(obj.uri)
+        old = tally.prev.get(obj.uri)
+        old_q = tally.prev_q.get(obj.uri)
+        # A row written before a column existed is read again, to fill it in.
+        if (old and old["size"] == obj.size and old["fingerprint"] == obj.fingerprint
+                and all(old.get(c) is not None for c in _DERIVED)):
+            tally.rows[obj.uri] = old
+            stats["unchanged"] += 1
+        elif (old_q and old_q.get("size") == obj.size
+              and old_q.get("fingerprint") == obj.fingerprint):
+            tally.quarantine[obj.uri] = QuarantineRecord(
+                **{**old_q, "reason": Reason(old_q["reason"])})
+            if old:  # a name conflict seen before: the earlier version stays the frame
+                tally.rows[obj.uri] = old
+            stats["unchanged"] += 1
+        else:
+            stats["read"] += 1
+            yield obj
+
+
+def _read_file(obj: SourceObject, *, source: Source, partition: str, put: PutFn, asset: str,
+               max_pixels: int, capture_meta: CaptureMeta | None,
+               prev: Mapping[str, Mapping[str, object]]) -> _Read:
+    """Read, inspect and store one new or changed file (runs in a worker thread)."""
+    data = source.read(obj)
+    result = inspect_image(data, max_pixels=max_pixels)
+    if not isinstance(result, ImageInfo):
+        key = quarantine_blob_key(asset, partition, result.sha256) if result.sha256 else None
+        if key:
+            put(key, data, "application/octet-stream")
+        return _Read(obj, None, QuarantineRecord(obj.uri, "image", result.reason, result.detail,
+                                                 result.sha256, key, obj.size, obj.fingerprint),
+                     False, len(data))
+    old = prev.get(obj.uri)
+    if old and old["sha256"] != result.sha256:
+        key = quarantine_blob_key(asset, partition, result.sha256)
+        put(key, data, MIME.get(result.ext, "application/octet-stream"))
+        return _Read(obj, None, QuarantineRecord(
+            obj.uri, "image", Reason.NAME_CONFLICT,
+            f"bytes changed under the same name: was {old['sha256']}, now {result.sha256}; "
+            "the earlier version stays the frame", result.sha256, key, obj.size,
+            obj.fingerprint), False, len(data))
+    row = _frame_row(obj, result, capture_meta(obj) if capture_meta else {})
+    uploaded = put(row["object_key"], data, MIME.get(result.ext, "application/octet-stream"))
+    return _Read(obj, row, None, uploaded, len(data))
+
+
+def _collect(results: Iterable[_Read], tally: _Tally,
+             progress: Callable[[int, int], None] | None) -> tuple[int, int]:
+    """File each read into the tally; (objects uploaded, bytes read)."""
+    uploaded = bytes_read = done = 0
+    for obj, row, record, sent, nbytes in results:
+        bytes_read += nbytes
+        uploaded += sent
+        if row is not None:
+            tally.rows[obj.uri] = row
+        else:
+            assert record is not None
+            tally.quarantine[obj.uri] = record
+            if record.reason == Reason.NAME_CONFLICT:
+                tally.rows[obj.uri] = tally.prev[obj.uri]
+        done += 1
+        if progress and done % 500 == 0:
+            progress(done, tally.stats["read"])
+    if progress and done:
+        progress(done, tally.stats["read"])
+    return uploaded, bytes_read
+
+
+def _mark_duplicates(ordered: list[dict]) -> int:
+    """Set ``duplicate_of`` on rows in ``rel_path`` order; the number of duplicates."""
+    first_by_sha: dict[str, str] = {}
+    duplicates = 0
+    for r in ordered:
+        first = first_by_sha.setdefault(str(r["sha256"]), str(r["rel_path"]))
+        r["duplicate_of"] = first if first != r["rel_path"] else None
+        duplicates += first != r["rel_path"]
+    return duplicates

@@ -14,11 +14,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dataops_cv.lib.acquisition.importers import (
+    DatasetError,
+    ImportedDataset,
+    detect_format,
+    load_dataset,
+)
+from dataops_cv.lib.acquisition.sources import (
+    ANNOTATION_EXTENSIONS,
+    LocalSource,
+    Source,
+    SourceError,
+)
 from dataops_cv.lib.core.annotations import Annotation
 from dataops_cv.lib.core.images import orient_box
-from dataops_cv.lib.acquisition.importers import DatasetError, ImportedDataset, detect_format, load_dataset
 from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
-from dataops_cv.lib.acquisition.sources import ANNOTATION_EXTENSIONS, LocalSource, Source, SourceError
 
 IMAGES_ONLY = "images"
 

@@ -1,6 +1,7 @@
-"""Ingest one drop's sensor logs: normalise every log (see :mod:`dataops_cv.lib.acquisition.sensor_logs`),
-store referenced blobs (LiDAR sweeps, ...) content-addressed under ``sensors/``, and carry the
-rows of unchanged logs over from the previous table without reading them again."""
+"""Ingest one drop's sensor logs: normalise every log (see
+:mod:`dataops_cv.lib.acquisition.sensor_logs.format`), store referenced blobs (LiDAR sweeps, ...)
+content-addressed under ``sensors/``, and carry the rows of unchanged logs over from the previous
+table without reading them again."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
-from dataops_cv.lib.acquisition.sensor_logs import SENSOR_LOG_SCHEMA, read_sensor_log
+from dataops_cv.lib.acquisition.sensor_logs.format import SENSOR_LOG_SCHEMA
+from dataops_cv.lib.acquisition.sensor_logs.reader import read_sensor_log
 from dataops_cv.lib.acquisition.sources import SENSOR_LOG_EXTENSIONS, Source, SourceObject
+from dataops_cv.lib.lakefs.layout import sensor_blob_key
+from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
 
 LOG_PATH = "log_path"
 OBJECT_KEY = "object_key"
@@ -23,9 +26,6 @@ MANIFEST_SCHEMA = pa.schema([("log_path", pa.string()), ("size", pa.int64()),
                              ("fingerprint", pa.string()), ("rows", pa.int64())])
 PutFn = Callable[[str, bytes, str], bool]
 
-
-def sensor_blob_key(sha256: str, suffix: str) -> str:
-    return f"sensors/{sha256[:2]}/{sha256}{suffix.lower()}"
 
 
 def empty_sensor_table() -> pa.Table:

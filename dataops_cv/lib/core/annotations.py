@@ -7,20 +7,29 @@ image after its EXIF orientation has been applied (the pixels we store and train
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 
+# A box, as every table that holds boxes spells it (annotations, curation's boxes, augmented
+# variants' boxes, training-set annotations and shards).
+BOX_FIELDS = (
+    pa.field("annotation_id", pa.string()),
+    pa.field("class_name", pa.string()),
+    pa.field("class_id", pa.int32()),
+    pa.field("x_min", pa.float64()),
+    pa.field("y_min", pa.float64()),
+    pa.field("x_max", pa.float64()),
+    pa.field("y_max", pa.float64()),
+)
+BOX_COLUMNS = tuple(f.name for f in BOX_FIELDS)
+XYXY = ("x_min", "y_min", "x_max", "y_max")
+
 ANNOTATION_SCHEMA = pa.schema(
     [
         ("image_sha256", pa.string()),
-        ("annotation_id", pa.string()),
-        ("class_name", pa.string()),
-        ("class_id", pa.int32()),
-        ("x_min", pa.float64()),
-        ("y_min", pa.float64()),
-        ("x_max", pa.float64()),
-        ("y_max", pa.float64()),
+        *BOX_FIELDS,
         ("source", pa.string()),  # coco | voc | yolo | labelstudio | synthetic | model
         ("annotator", pa.string()),
         ("label_revision", pa.string()),  # lakeFS commit of the snapshot that holds this label
@@ -59,3 +68,22 @@ class Annotation:
 
     def row(self) -> dict:
         return asdict(self)
+
+
+def boxes_by_image(rows: Iterable[Mapping]) -> dict[str, list[Mapping]]:
+    """Annotation rows grouped by ``image_sha256``, in their order."""
+    out: dict[str, list[Mapping]] = {}
+    for r in rows:
+        out.setdefault(r["image_sha256"], []).append(r)
+    return out
+
+
+def label_source(sha256: str, labeled: Mapping[str, list], imported: Mapping[str, list]
+                 ) -> tuple[list, str]:
+    """The boxes a frame is trained and curated with: human labels (``labeled``) win over the
+    labels shipped with the source (``imported``); a frame with neither has none."""
+    if sha256 in labeled:
+        return labeled[sha256], "labeled"
+    if sha256 in imported:
+        return imported[sha256], "imported"
+    return [], "none"

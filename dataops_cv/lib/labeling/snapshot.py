@@ -30,11 +30,11 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA, Annotation, annotation_id
 from dataops_cv.lib.acquisition.importers.common import RecordRejected, validate_box
 from dataops_cv.lib.acquisition.importers.labelstudio import annotation_meta, result_box
-from dataops_cv.lib.labeling.labelstudio_client import parse_ls_time
+from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA, Annotation, annotation_id
 from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
+from dataops_cv.lib.labeling.labelstudio_client import parse_ls_time
 
 SOURCE = "labelstudio"
 

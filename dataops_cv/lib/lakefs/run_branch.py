@@ -1,41 +1,45 @@
-"""Write-audit-publish on lakeFS: one branch per pipeline run, one merge into main when it succeeded.
+"""The one I/O seam of the pipeline: what a step reads and writes on lakeFS.
 
-* Every run writes on ``dagster-run-<run_id>``, created from a fixed base (main's commit when the
-  run was launched, or main's head when the first step of the run starts). Creation is idempotent,
-  so every step process of a multiprocess run may call :func:`ensure_run_branch`.
-* Each materialization commits its writes on the run branch with metadata naming the run.
-* :func:`publish_run` merges the branch into main exactly once; a second call is a no-op.
-* :func:`record_run_failure` leaves main alone and records the failure on the kept branch.
-* :func:`prune_run_branches` deletes unpublished run branches older than N days.
+* :class:`RefView` reads one ref (a commit, a tag or a branch): objects, tables as rows or Arrow,
+  JSON, listings of an asset's days, and the lakeFS checksums that say whether inputs changed.
+* :class:`RunBranch` is a view of a run's own branch that also writes: objects, content-addressed
+  objects (uploaded once), tables, JSON, and one commit per materialization.
+
+Every run writes on ``dagster-run-<run_id>``, created from a fixed base (main's commit when the
+run was launched, or main's head when the first step of the run starts). Creation is idempotent,
+so every step process of a multiprocess run may call :func:`ensure_run_branch`.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import pyarrow as pa
 
 from dataops_cv.lib.core.concurrency import bounded_map
-from dataops_cv.lib.lakefs.store import (
-    CommitInfo,
-    LakeFSNoChanges,
-    LakeFSNotFound,
-    LakeFSStore,
-    ObjectInfo,
+from dataops_cv.lib.core.quarantine import QUARANTINE_SCHEMA, QuarantineRecord
+from dataops_cv.lib.core.tables import (
+    PARQUET_CONTENT_TYPE,
+    from_parquet_bytes,
+    table_to_parquet_bytes,
+    to_parquet_bytes,
 )
+from dataops_cv.lib.lakefs import layout
+from dataops_cv.lib.lakefs.store import CommitInfo, LakeFSStore, ObjectInfo
 
 RUN_BRANCH_PREFIX = "dagster-run-"
-RUN_ID_KEY = "dagster_run_id"
-RUN_STATUS_KEY = "dagster_run_status"
-# How far back in main's history a finished publish is looked for when checking idempotency.
-PUBLISH_LOOKBACK = 200
+JSON_CONTENT_TYPE = "application/json"
 # Concurrent uploads per step: each lakeFS call costs milliseconds of server-side latency, so a
 # small pool hides it (measured ~7x on small objects) while bounding memory to 2x this many
 # objects in flight.
 UPLOAD_WORKERS = 8
+
+Data = bytes | Path | Callable[[], IO[bytes]]
 
 
 def run_branch_name(run_id: str) -> str:
@@ -57,29 +61,109 @@ def ensure_run_branch(store: LakeFSStore, run_id: str, base: str, main: str = "m
 
 
 @dataclass
-class RunBranch:
-    """Writes of one materialization on a run branch, committed together."""
+class RefView:
+    """Reads of one lakeFS ref. On a branch, reads see its committed and staged objects."""
 
     store: LakeFSStore
-    branch: str
-    commit_metadata: Mapping[str, str]
+    ref: str
+
+    def at(self, ref: str) -> RefView:
+        """A view of another ref of the same repository (e.g. a pinned labels commit)."""
+        return RefView(self.store, ref)
+
+    def stat(self, path: str) -> ObjectInfo | None:
+        return self.store.stat_object(self.ref, path)
+
+    def exists(self, path: str) -> bool:
+        return self.stat(path) is not None
+
+    def read(self, path: str) -> bytes:
+        return self.store.get_object(self.ref, path)
+
+    def read_json(self, path: str, default: Any = None) -> Any:
+        """The JSON document at ``path``, or ``default`` when there is none."""
+        return json.loads(self.read(path)) if self.exists(path) else default
+
+    def table(self, path: str, columns: Sequence[str] | None = None) -> pa.Table | None:
+        """The Parquet table at ``path`` (only ``columns`` that it has), or None when absent."""
+        if not self.exists(path):
+            return None
+        return from_parquet_bytes(self.read(path), columns)
+
+    def rows(self, path: str, columns: Sequence[str] | None = None) -> list[dict]:
+        """The rows of the Parquet table at ``path``, or [] when there is none."""
+        table = self.table(path, columns)
+        return [] if table is None else table.to_pylist()
+
+    def day_rows(self, asset: str, partition: str) -> list[dict]:
+        """The rows of ``asset``'s table of one day, or [] when the day has none."""
+        return self.rows(layout.table_key(asset, partition))
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self.store.list_objects(self.ref, prefix)
+
+    def partitions(self, asset: str) -> list[str]:
+        """Every day that has a table of ``asset``, oldest first."""
+        listing = (o.path for o in self.list(layout.partition_prefix(asset)))
+        return layout.table_partitions(listing, asset)
+
+    def earlier_partitions(self, asset: str, partition: str, n: int) -> list[str]:
+        """The ``n`` latest days before ``partition`` with a table of ``asset``, oldest first."""
+        listing = (o.path for o in self.list(layout.partition_prefix(asset)))
+        return layout.earlier_partitions(listing, asset, partition, n)
+
+    def checksums(self, paths: Iterable[str]) -> dict[str, str | None]:
+        """lakeFS's checksum of each path (None when absent): equal checksums, equal bytes, so
+        they say whether inputs changed without reading them."""
+        return {p: (s.checksum if (s := self.stat(p)) else None) for p in paths}
+
+    def last_change(self, path: str) -> CommitInfo | None:
+        """The newest commit reachable from this ref that changed ``path``."""
+        return self.store.last_change(self.ref, path)
+
+
+@dataclass
+class RunBranch(RefView):
+    """A run's branch: reads as of its base plus this run's writes, and the writes of one
+    materialization, committed together with the run's metadata."""
+
+    commit_metadata: Mapping[str, str] = field(default_factory=dict)
     written: list[ObjectInfo] = field(default_factory=list)
     skipped: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def put(
-        self, path: str, data: bytes | Path | Callable[[], IO[bytes]],
-        content_type: str = "application/octet-stream",
-    ) -> ObjectInfo:
+    @property
+    def branch(self) -> str:
+        return self.ref
+
+    def put(self, path: str, data: Data, content_type: str = "application/octet-stream"
+            ) -> ObjectInfo:
         info = self.store.put_object(self.branch, path, data, content_type)
         assert info is not None  # unconditional uploads always store
         with self._lock:
             self.written.append(info)
         return info
 
-    def put_content_addressed(
-        self, path: str, data: bytes | Path | Callable[[], IO[bytes]], content_type: str
-    ) -> bool:
+    def put_rows(self, path: str, rows: Sequence[dict], schema: pa.Schema) -> ObjectInfo:
+        """Write ``rows`` as a byte-stable Parquet table (same rows, same bytes)."""
+        return self.put(path, to_parquet_bytes(rows, schema), PARQUET_CONTENT_TYPE)
+
+    def put_table(self, path: str, table: pa.Table) -> ObjectInfo:
+        return self.put(path, table_to_parquet_bytes(table), PARQUET_CONTENT_TYPE)
+
+    def put_json(self, path: str, doc: Any, indent: int | None = None) -> ObjectInfo:
+        """Write ``doc`` as JSON with sorted keys, so equal documents are equal bytes."""
+        return self.put(path, json.dumps(doc, sort_keys=True, indent=indent).encode(),
+                        JSON_CONTENT_TYPE)
+
+    def put_quarantine(self, asset: str, partition: str,
+                       records: Iterable[QuarantineRecord]) -> str:
+        """Write the day's quarantine table of ``asset``; return its path."""
+        path = layout.quarantine_key(asset, partition)
+        self.put_rows(path, [q.row() for q in records], QUARANTINE_SCHEMA)
+        return path
+
+    def put_content_addressed(self, path: str, data: Data, content_type: str) -> bool:
         """Upload unless the key already exists; return whether a new object was stored.
 
         The key is derived from the content hash, so an existing key already holds these bytes.
@@ -90,147 +174,35 @@ class RunBranch:
         lands. Two writers of the same key write the same bytes, so the stat's window is
         harmless.
         """
-        if self.store.stat_object(self.branch, path) is not None:
+        if self.exists(path):
             with self._lock:
                 self.skipped += 1
             return False
-        info = self.store.put_object(self.branch, path, data, content_type)
-        assert info is not None  # unconditional uploads always store
-        with self._lock:
-            self.written.append(info)
+        self.put(path, data, content_type)
         return True
 
-    def put_content_addressed_many(
-        self, items: Iterable[tuple[str, bytes | Path | Callable[[], IO[bytes]], str]],
-        workers: int = UPLOAD_WORKERS,
-    ) -> int:
+    def put_content_addressed_many(self, items: Iterable[tuple[str, Data, str]],
+                                   workers: int = UPLOAD_WORKERS) -> int:
         """Upload ``(path, data, content_type)`` items concurrently, skipping existing keys.
 
         Consumes ``items`` lazily with at most ``2 * workers`` objects in flight, so a partition
         is never held in memory. Returns how many objects were uploaded. The first failure
         propagates (after in-flight uploads finish); nothing is committed by this call.
         """
-        def put(item: tuple[str, bytes | Path | Callable[[], IO[bytes]], str]) -> bool:
+        def put(item: tuple[str, Data, str]) -> bool:
             return self.put_content_addressed(*item)
 
         return sum(bounded_map(put, items, workers, name="lakefs-put"))
 
-    def exists(self, path: str) -> bool:
-        return self.store.stat_object(self.branch, path) is not None
-
-    def read(self, path: str) -> bytes:
-        return self.store.get_object(self.branch, path)
+    def unchanged(self, inputs_path: str, inputs: Mapping[str, Any],
+                  outputs: Iterable[str]) -> bool:
+        """Whether ``inputs_path`` already records exactly ``inputs`` (compared as JSON) and
+        every output exists: then the step has nothing to recompute."""
+        recorded = self.read_json(inputs_path)
+        return (recorded is not None and recorded == json.loads(json.dumps(inputs))
+                and all(self.exists(p) for p in outputs))
 
     def commit(self, message: str, extra: Mapping[str, str] | None = None) -> CommitInfo:
         """Commit what was staged; with nothing staged, an empty commit still records the step."""
         meta = {**self.commit_metadata, **(extra or {})}
         return self.store.commit(self.branch, message, meta, allow_empty=True)
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    status: str  # merged | already_published | nothing_to_publish | no_branch
-    run_branch: str
-    main_before: str
-    main_after: str
-    changed_paths: int = 0
-
-    @property
-    def published(self) -> bool:
-        return self.status in ("merged", "already_published", "nothing_to_publish")
-
-
-def find_publish(store: LakeFSStore, run_id: str, main: str) -> CommitInfo | None:
-    """The commit of ``main`` that published the run (its merge), if within the lookback."""
-    for c in store.log(main, amount=PUBLISH_LOOKBACK):
-        if c.metadata.get(RUN_ID_KEY) == run_id and c.metadata.get(RUN_STATUS_KEY) == "SUCCESS":
-            return c
-    return None
-
-
-def publish_run(
-    store: LakeFSStore, run_id: str, metadata: Mapping[str, str], main: str = "main",
-    delete_branch: bool = True,
-) -> PublishResult:
-    """Merge a succeeded run's branch into main, once.
-
-    Idempotent: when the run was already merged, or its branch changes nothing on main, main is
-    left as it is. The merge commit carries ``metadata`` plus the run id and status.
-
-    Raises:
-        MergeConflictError: main changed the same paths since the run's base; main is unchanged
-            and the run branch is kept.
-    """
-    branch = run_branch_name(run_id)
-    main_before = store.head(main)
-    if not store.branch_exists(branch):
-        done = find_publish(store, run_id, main)
-        status = "already_published" if done else "no_branch"
-        return PublishResult(status, branch, main_before, main_before)
-    changed = sum(1 for _ in store.diff(main, branch, three_dot=True))
-    if changed == 0:
-        status = "already_published" if find_publish(store, run_id, main) else "nothing_to_publish"
-        if delete_branch:
-            store.delete_branch(branch)
-        return PublishResult(status, branch, main_before, main_before)
-    meta = {**metadata, RUN_ID_KEY: run_id, RUN_STATUS_KEY: "SUCCESS"}
-    try:
-        main_after = store.merge(branch, main, f"Publish Dagster run {run_id}", meta)
-    except LakeFSNoChanges:
-        # A concurrent publisher of the same run got there first.
-        return PublishResult("already_published", branch, main_before, store.head(main))
-    if delete_branch:
-        store.delete_branch(branch)
-    return PublishResult("merged", branch, main_before, main_after, changed)
-
-
-def record_run_failure(
-    store: LakeFSStore, run_id: str, status: str, reason: str, metadata: Mapping[str, str]
-) -> CommitInfo | None:
-    """Record a failed or canceled run on its kept branch (main is never touched).
-
-    Returns the recording commit, or None when the run never created its branch.
-    """
-    branch = run_branch_name(run_id)
-    try:
-        head = store.get_commit(branch)
-    except LakeFSNotFound:
-        return None
-    if head.metadata.get(RUN_ID_KEY) == run_id and head.metadata.get(RUN_STATUS_KEY) == status:
-        return head
-    meta = {**metadata, RUN_ID_KEY: run_id, RUN_STATUS_KEY: status,
-            "dagster_failure": reason[:2000]}
-    return store.commit(branch, f"Dagster run {run_id} {status}: kept for inspection", meta,
-                        allow_empty=True)
-
-
-@dataclass(frozen=True)
-class PrunedBranch:
-    branch: str
-    age_days: float
-    status: str
-
-
-def prune_run_branches(
-    store: LakeFSStore, older_than_days: float, dry_run: bool = False,
-    is_active: Callable[[str], bool] = lambda run_id: False, now: float | None = None,
-) -> Iterator[PrunedBranch]:
-    """Delete run branches left by failed, canceled or killed runs whose last commit is older
-    than N days (published branches are deleted when they merge).
-
-    Args:
-        is_active: tells whether a run id is still queued or running; its branch is kept whatever
-            its age (a fresh branch's head is its base commit, which may be old).
-    """
-    now = time.time() if now is None else now
-    for branch, commit_id in list(store.list_branches(prefix=RUN_BRANCH_PREFIX)):
-        if is_active(branch[len(RUN_BRANCH_PREFIX):]):
-            continue
-        head = store.get_commit(commit_id)
-        age_days = (now - head.creation_date) / 86400
-        if age_days < older_than_days:
-            continue
-        status = head.metadata.get(RUN_STATUS_KEY, "UNKNOWN")
-        if not dry_run:
-            store.delete_branch(branch)
-        yield PrunedBranch(branch, age_days, status)

@@ -42,7 +42,8 @@ from lakefs_sdk.exceptions import ApiException
 from PIL import Image
 
 from dataops_cv.lib.core.images import to_rgb
-from dataops_cv.lib.services.lakefs_server import DEFAULT_REPOSITORY
+from dataops_cv.lib.core.tables import from_parquet_bytes
+from dataops_cv.lib.lakefs import layout
 from dataops_cv.lib.lakefs.store import (
     TRANSPORT_ERRORS,
     LakeFSConfig,
@@ -50,7 +51,7 @@ from dataops_cv.lib.lakefs.store import (
     LakeFSNotFound,
     LakeFSStore,
 )
-from dataops_cv.lib.core.tables import from_parquet_bytes
+from dataops_cv.lib.services.lakefs_server import DEFAULT_REPOSITORY
 from dataops_cv.lib.training_sets.writer import (
     ANNOTATIONS_PATH,
     MANIFEST_PATH,
@@ -119,7 +120,7 @@ def collate_detection(batch: Sequence[tuple[torch.Tensor, dict]]
 def list_training_sets(store: LakeFSStore, ref: str) -> dict[str, list[str]]:
     """Training-set names at ``ref`` with their versions (those holding a manifest), sorted."""
     found: dict[str, list[str]] = {}
-    for obj in store.list_objects(ref, prefix="trainsets/"):
+    for obj in store.list_objects(ref, prefix=layout.TRAINSETS):
         parts = obj.path.split("/")
         if len(parts) == 4 and parts[3] == MANIFEST_PATH:
             found.setdefault(parts[1], []).append(parts[2])

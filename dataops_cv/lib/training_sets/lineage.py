@@ -13,10 +13,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from dataops_cv.lib.lakefs.store import CommitInfo, LakeFSStore
-from dataops_cv.lib.lakefs.layout import table_key, validation_key
 from dataops_cv.lib.core.tables import from_parquet_bytes
-from dataops_cv.lib.training_sets.writer import TAG_PREFIX, parse_tag, trainset_root
+from dataops_cv.lib.lakefs.layout import table_key, validation_key
+from dataops_cv.lib.lakefs.store import CommitInfo, LakeFSStore
+from dataops_cv.lib.training_sets.writer import (
+    INPUTS_PATH,
+    MANIFEST_PATH,
+    TAG_PREFIX,
+    parse_tag,
+    trainset_root,
+)
 
 # The per-day tables a sample's lineage walks, in pipeline order.
 DAY_TABLES = ("raw_frames", "sensor_logs", "imported_annotations", "labeled_annotations",
@@ -69,7 +75,7 @@ def _trainset(store: LakeFSStore, tag: str) -> tuple[str, str, str, list[dict]]:
     name, version = parsed
     commit = store.head(tag)
     root = trainset_root(name, version)
-    rows = from_parquet_bytes(store.get_object(commit, f"{root}/manifest.parquet")).to_pylist()
+    rows = from_parquet_bytes(store.get_object(commit, f"{root}/{MANIFEST_PATH}")).to_pylist()
     return commit, name, version, rows
 
 
@@ -87,7 +93,7 @@ def tag_lineage(store: LakeFSStore, tag: str) -> dict[str, Any]:
     splits: dict[str, int] = {}
     for r in rows:
         splits[r["split"]] = splits.get(r["split"], 0) + 1
-    inputs = json.loads(store.get_object(commit, f"{root}/inputs.json"))
+    inputs = json.loads(store.get_object(commit, f"{root}/{INPUTS_PATH}"))
     days = sorted({r["date"] for r in rows})
     tables = []
     for path in sorted(inputs.get("tables", {})):
@@ -101,7 +107,7 @@ def tag_lineage(store: LakeFSStore, tag: str) -> dict[str, Any]:
         "label_revisions": sorted({r["label_revision"] for r in rows if r["label_revision"]}),
         "days": days, "inputs": tables,
         "checks": [c for d in days for c in _checks(store, commit, d)],
-        "manifest": f"{root}/manifest.parquet",
+        "manifest": f"{root}/{MANIFEST_PATH}",
     }
 
 

@@ -29,7 +29,6 @@ would leak nothing, but val/test must measure the model on originals.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import re
@@ -43,9 +42,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataops_cv.lib.core.tables import to_parquet_bytes
+from dataops_cv.lib.lakefs import layout
 
 SPLITS = ("train", "val", "test")
 MANIFEST_PATH = "manifest.parquet"
+INPUTS_PATH = "inputs.json"  # the tables and settings it was built from (the asset writes it)
 ANNOTATIONS_PATH = "annotations.parquet"
 SHARDS_DIR = "shards"
 
@@ -499,9 +500,8 @@ def write_training_set(
     order, boxes in ``annotation_id`` order, with fixed compression and row groups: the same
     samples and bytes always give the same files.
 
-    The version, and so the folder the files belong in, is known only after the last file (see
-    :func:`trainset_version`): spool the shards (e.g. to a temporary folder) and upload them under
-    :func:`trainset_root` afterwards.
+    The files belong under :func:`trainset_root` of the version the caller named (the asset
+    names it by a hash of its inputs, so it is known before the first file).
 
     Args:
         planned: samples with their split (from :func:`plan_training_set`).
@@ -565,25 +565,10 @@ def validate_version(version: str) -> str:
     return version
 
 
-def trainset_version(date: str, manifest_bytes: bytes, shard_digests: Iterable[str]) -> str:
-    """``v<YYYYMMDD>-<first 10 hex of sha256(manifest + sorted shard digests)>``.
-
-    Raises:
-        ValueError: ``date`` is not an ISO date (YYYY-MM-DD).
-    """
-    try:
-        day = dt.date.fromisoformat(date)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"training-set date must be YYYY-MM-DD, got {date!r}") from exc
-    h = hashlib.sha256(manifest_bytes)
-    for digest in sorted(shard_digests):
-        h.update(b"\n" + digest.encode())
-    return f"v{day:%Y%m%d}-{h.hexdigest()[:10]}"
-
 
 def trainset_root(name: str, version: str) -> str:
     """Folder of one training-set version in the repository: ``trainsets/<name>/<version>``."""
-    return f"trainsets/{validate_name(name)}/{validate_version(version)}"
+    return layout.trainset_root(validate_name(name), validate_version(version))
 
 
 def tag_name(name: str, version: str) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 from PIL import Image
 
 from dataops_cv.lib.acquisition.ingest import ingest_images
-from dataops_cv.lib.core.quarantine import Reason
 from dataops_cv.lib.acquisition.sources import LocalSource, open_source, partition_source
+from dataops_cv.lib.core.quarantine import Reason
 
 
 def png(color: tuple[int, int, int], size=(32, 24)) -> bytes:

@@ -11,8 +11,8 @@ from PIL import Image
 
 from dataops_cv.lib.acquisition.ingest import ingest_images
 from dataops_cv.lib.acquisition.labels import import_annotations
-from dataops_cv.lib.core.quarantine import Reason
 from dataops_cv.lib.acquisition.sources import LocalSource
+from dataops_cv.lib.core.quarantine import Reason
 from tests.lib.acquisition.test_ingest import Store
 
 

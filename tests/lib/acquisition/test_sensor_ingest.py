@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from dataops_cv.lib.core.quarantine import Reason
 from dataops_cv.lib.acquisition.sensor_ingest import ingest_sensor_logs
 from dataops_cv.lib.acquisition.sources import LocalSource
-from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, write_drop
+from dataops_cv.lib.core.quarantine import Reason
+from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
+from dataops_cv.lib.synthetic.drops import write_drop
 from tests.lib.acquisition.test_ingest import Store
 
 

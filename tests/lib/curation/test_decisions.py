@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from dataops_cv.lib.validation.contracts import ContractError, CurationSpec, load_contract
 from dataops_cv.lib.curation.decisions import (
     BoxIssue,
     CurationSample,
@@ -19,6 +18,7 @@ from dataops_cv.lib.curation.decisions import (
     split_list,
     summary,
 )
+from dataops_cv.lib.validation.contracts import ContractError, CurationSpec, load_contract
 
 SPEC = CurationSpec(min_laplacian_var=20, min_brightness=25, max_brightness=235, min_contrast=5,
                     min_box_side_px=5)

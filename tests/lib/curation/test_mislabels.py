@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from dataops_cv.lib.curation import mislabels as M
-from dataops_cv.lib.synthetic.scenes import DefectConfig, SceneConfig, generate_day
+from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
+from dataops_cv.lib.synthetic.frames import generate_day
 
 CLASSES = ("car", "pedestrian", "cyclist", "traffic_sign")
 REPO = Path(__file__).resolve().parents[3]

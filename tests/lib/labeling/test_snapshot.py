@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dataops_cv.lib.labeling.snapshot import convert_task, merge_partition, plan_pull, task_uri
+from dataops_cv.lib.core.quarantine import Reason
 from dataops_cv.lib.labeling.labelstudio_client import (
     PULL_OVERLAP,
     label_config,
@@ -14,7 +14,7 @@ from dataops_cv.lib.labeling.labelstudio_client import (
     pull_start,
     updated_filter,
 )
-from dataops_cv.lib.core.quarantine import Reason
+from dataops_cv.lib.labeling.snapshot import convert_task, merge_partition, plan_pull, task_uri
 
 SERVER = "http://127.0.0.1:8080"
 TAXONOMY = ("car", "pedestrian")

@@ -1,89 +1,90 @@
-"""Write-audit-publish primitives against the real lakeFS server."""
+"""The I/O seam against the real lakeFS server: what a step reads and writes on its run branch."""
 
 from __future__ import annotations
 
-import time
+import pyarrow as pa
 
-import pytest
+from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
+from dataops_cv.lib.lakefs import layout
+from dataops_cv.lib.lakefs.run_branch import RefView, RunBranch, ensure_run_branch
+from dataops_cv.lib.lakefs.store import LakeFSStore
 
-from dataops_cv.lib.lakefs.store import LakeFSStore, MergeConflictError
-from dataops_cv.lib.lakefs.run_branch import (
-    RunBranch,
-    ensure_run_branch,
-    prune_run_branches,
-    publish_run,
-    record_run_failure,
-    run_branch_name,
-)
+SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
 
 
-def _write(store: LakeFSStore, run_id: str, base: str, files: dict[str, bytes]) -> RunBranch:
-    branch = ensure_run_branch(store, run_id, base)
-    rb = RunBranch(store, branch, {"dagster_run_id": run_id})
-    for path, data in files.items():
-        rb.put(path, data)
-    rb.commit(f"write {run_id}")
-    return rb
+def _run(store: LakeFSStore, run_id: str = "r1") -> RunBranch:
+    return RunBranch(store, ensure_run_branch(store, run_id, "main"), {"dagster_run_id": run_id})
 
 
-def test_publish_merges_once_and_is_idempotent(store: LakeFSStore):
-    base = store.head("main")
-    _write(store, "r1", base, {"tables/a/date=2026-01-01/part-00000.parquet": b"1"})
-    first = publish_run(store, "r1", {"dagster_job": "j"})
-    assert first.status == "merged" and first.main_before == base != first.main_after
-    merge = store.get_commit(first.main_after)
-    assert merge.metadata["dagster_run_id"] == "r1" and merge.metadata["dagster_job"] == "j"
-    again = publish_run(store, "r1", {"dagster_job": "j"})
-    assert again.status == "already_published"
-    assert store.head("main") == first.main_after
-    assert not store.branch_exists(run_branch_name("r1"))
+def test_branch_creation_is_idempotent(store: LakeFSStore):
+    first = ensure_run_branch(store, "r1", "main")
+    assert ensure_run_branch(store, "r1", "main") == first == "dagster-run-r1"
 
 
-def test_run_without_changes_leaves_main_alone(store: LakeFSStore):
-    _write(store, "r1", "main", {"x": b"1"})
-    publish_run(store, "r1", {})
-    main = store.head("main")
-    _write(store, "r2", main, {"x": b"1"})  # same bytes, same key
-    result = publish_run(store, "r2", {})
-    assert result.status == "nothing_to_publish"
-    assert store.head("main") == main
+def test_tables_round_trip_and_absent_ones_read_empty(store: LakeFSStore):
+    run = _run(store)
+    path = layout.table_key("things", "2026-01-02")
+    run.put_rows(path, [{"id": 1, "name": "a"}, {"id": 2, "name": None}], SCHEMA)
+    assert run.rows(path) == [{"id": 1, "name": "a"}, {"id": 2, "name": None}]
+    assert run.rows(path, ["name", "missing"]) == [{"name": "a"}, {"name": None}]
+    assert run.day_rows("things", "2026-01-02") == run.rows(path)
+    assert run.rows(layout.table_key("things", "2026-01-03")) == []
+    assert run.table(layout.table_key("things", "2026-01-03")) is None
+    assert run.read_json("nothing.json", {"default": True}) == {"default": True}
 
 
-def test_failure_is_recorded_on_the_kept_branch(store: LakeFSStore):
-    main = store.head("main")
-    _write(store, "bad", main, {"x": b"partial"})
-    commit = record_run_failure(store, "bad", "FAILURE", "check failed", {"dagster_job": "j"})
-    assert commit is not None and commit.metadata["dagster_run_status"] == "FAILURE"
-    assert record_run_failure(store, "bad", "FAILURE", "again", {}).id == commit.id  # idempotent
-    assert store.head("main") == main
-    assert store.get_object(run_branch_name("bad"), "x") == b"partial"
-    assert record_run_failure(store, "never-wrote", "FAILURE", "x", {}) is None
+def test_same_rows_give_the_same_bytes(store: LakeFSStore):
+    run = _run(store)
+    a = run.put_rows("a.parquet", [{"id": 1, "name": "x"}], SCHEMA)
+    b = run.put_rows("b.parquet", [{"id": 1, "name": "x"}], SCHEMA)
+    assert a.checksum == b.checksum
+    assert run.checksums(["a.parquet", "b.parquet", "c.parquet"]) == {
+        "a.parquet": a.checksum, "b.parquet": b.checksum, "c.parquet": None}
 
 
-def test_conflict_fails_publish_loudly_with_main_unchanged(store: LakeFSStore):
-    base = store.head("main")
-    path = "tables/a/date=2026-01-01/part-00000.parquet"
-    _write(store, "r1", base, {path: b"one"})
-    _write(store, "r2", base, {path: b"two"})
-    published = publish_run(store, "r1", {})
-    with pytest.raises(MergeConflictError) as err:
-        publish_run(store, "r2", {})
-    assert err.value.paths == [path]
-    assert store.head("main") == published.main_after
-    assert store.branch_exists(run_branch_name("r2"))
+def test_partitions_are_listed_from_the_days_tables(store: LakeFSStore):
+    run = _run(store)
+    for day in ("2026-01-01", "2026-01-03", "2026-01-05"):
+        run.put_rows(layout.table_key("things", day), [], SCHEMA)
+    run.put(layout.side_key("things", "2026-01-04", "_inputs.json"), b"{}")  # not a table
+    assert run.partitions("things") == ["2026-01-01", "2026-01-03", "2026-01-05"]
+    assert run.earlier_partitions("things", "2026-01-05", 1) == ["2026-01-03"]
+    assert run.earlier_partitions("things", "2026-01-05", 9) == ["2026-01-01", "2026-01-03"]
+    assert run.earlier_partitions("things", "2026-01-05", 0) == []
 
 
-def test_prune_deletes_only_old_inactive_run_branches(store: LakeFSStore):
-    for run_id in ("old-failed", "old-running"):
-        _write(store, run_id, "main", {f"{run_id}.txt": b"x"})
-        record_run_failure(store, run_id, "FAILURE", "x", {})
-    store.create_branch("not-a-run-branch", "main")
-    later = time.time() + 10 * 86400
-    pruned = list(prune_run_branches(store, older_than_days=7, now=later,
-                                     is_active=lambda rid: rid == "old-running"))
-    assert [p.branch for p in pruned] == [run_branch_name("old-failed")]
-    assert pruned[0].status == "FAILURE"
-    assert not store.branch_exists(run_branch_name("old-failed"))
-    assert store.branch_exists(run_branch_name("old-running"))
-    assert store.branch_exists("not-a-run-branch")
-    assert list(prune_run_branches(store, older_than_days=7)) == []  # nothing is that old now
+def test_unchanged_needs_the_same_inputs_and_every_output(store: LakeFSStore):
+    run = _run(store)
+    inputs = {"config": "v1", "tables/x": "abc", "n": None}
+    assert not run.unchanged("_inputs.json", inputs, [])
+    run.put_json("_inputs.json", inputs)
+    assert run.unchanged("_inputs.json", inputs, [])
+    assert not run.unchanged("_inputs.json", {**inputs, "config": "v2"}, [])
+    assert not run.unchanged("_inputs.json", inputs, ["out.parquet"])
+    run.put("out.parquet", b"1")
+    assert run.unchanged("_inputs.json", inputs, ["out.parquet"])
+
+
+def test_content_addressed_writes_upload_once(store: LakeFSStore):
+    run = _run(store)
+    key = layout.frame_key("ab" * 32, "PNG")
+    assert key == f"frames/ab/{'ab' * 32}.png"
+    assert run.put_content_addressed(key, b"img", "image/png")
+    assert not run.put_content_addressed(key, b"img", "image/png")
+    assert run.skipped == 1
+    items = [(layout.frame_key(f"{i:064x}", "jpg"), b"%d" % i, "image/jpeg") for i in range(20)]
+    assert run.put_content_addressed_many(items + [(key, b"img", "image/png")]) == 20
+
+
+def test_quarantine_table_and_commit_with_metadata(store: LakeFSStore):
+    run = _run(store)
+    path = run.put_quarantine("things", "2026-01-02", [
+        QuarantineRecord("file:///x.png", "image", Reason.EMPTY_FILE, "0 bytes")])
+    assert path == layout.quarantine_key("things", "2026-01-02")
+    assert run.rows(path)[0]["reason"] == "empty_file"
+    commit = run.commit("things 2026-01-02", {"extra": "1"})
+    assert commit.metadata["dagster_run_id"] == "r1" and commit.metadata["extra"] == "1"
+    assert run.commit("nothing staged").id != commit.id  # an empty commit records the step
+    pinned = RefView(store, commit.id)
+    assert pinned.rows(path) == run.rows(path)
+    assert run.last_change(path).id == commit.id

@@ -12,8 +12,8 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from dataops_cv.lib.training_sets import writer as T
 from dataops_cv.lib.core.tables import from_parquet_bytes
+from dataops_cv.lib.training_sets import writer as T
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 CLASSES = ("car", "pedestrian", "cyclist", "traffic_sign", "bus")
@@ -76,10 +76,9 @@ def build(samples, blobs, seed: str = "s", **kw) -> list[T.TrainingSetFile]:
     return list(T.write_training_set(planned, blobs.__getitem__, **kw))
 
 
-def version_of(files: list[T.TrainingSetFile]) -> str:
-    manifest = next(f for f in files if f.path == T.MANIFEST_PATH)
-    shards = [f.sha256 for f in files if f.path.startswith("shards/")]
-    return T.trainset_version("2026-11-22", manifest.data, shards)
+def digest_of(files: list[T.TrainingSetFile]) -> str:
+    """One digest of every file a build wrote, path and bytes."""
+    return hashlib.sha256("".join(f"{f.path}:{f.sha256}\n" for f in files).encode()).hexdigest()
 
 
 @pytest.mark.parametrize("fractions, message", [
@@ -347,11 +346,10 @@ def test_empty_input_is_rejected():
         list(T.write_training_set([], lambda key: b""))
 
 
-def test_version_changes_when_any_byte_changes():
+def test_the_files_change_when_any_byte_changes():
     samples, blobs = sample_set(30)
-    base = version_of(build(samples, blobs))
-    assert base == version_of(build(samples, blobs))
-    assert T.VERSION_RE.match(base) and base.startswith("v20261122-")
+    base = digest_of(build(samples, blobs))
+    assert base == digest_of(build(samples, blobs))
 
     edited = dict(blobs)
     s = samples[7]
@@ -361,18 +359,9 @@ def test_version_changes_when_any_byte_changes():
     box = dataclasses.replace(s.boxes[0], x_max=s.boxes[0].x_max + 0.5)
     label = [dataclasses.replace(x, boxes=(box, *s.boxes[1:])) if x is s else x for x in samples]
     revision = [dataclasses.replace(x, label_revision="beef") if x is s else x for x in samples]
-    versions = {base, version_of(build(pixels, edited)), version_of(build(label, blobs)),
-                version_of(build(revision, blobs))}
-    assert len(versions) == 4
-
-
-def test_version_depends_on_shard_digests_not_their_order():
-    v = T.trainset_version("2026-11-22", b"m", ["b" * 64, "a" * 64])
-    assert v == T.trainset_version("2026-11-22", b"m", ["a" * 64, "b" * 64])
-    assert v != T.trainset_version("2026-11-22", b"m", ["a" * 64, "c" * 64])
-    assert v != T.trainset_version("2026-11-22", b"n", ["a" * 64, "b" * 64])
-    with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        T.trainset_version("22.11.2026", b"m", [])
+    digests = {base, digest_of(build(pixels, edited)), digest_of(build(label, blobs)),
+               digest_of(build(revision, blobs))}
+    assert len(digests) == 4
 
 
 @pytest.mark.parametrize("name", ["street-detect", "a", "v2", "cars-2026-q1"])

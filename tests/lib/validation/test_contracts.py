@@ -12,7 +12,14 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA, ingest_images
+from dataops_cv.lib.acquisition.labels import import_annotations
+from dataops_cv.lib.acquisition.sensor_ingest import empty_sensor_table, ingest_sensor_logs
+from dataops_cv.lib.acquisition.sensor_logs.format import SENSOR_LOG_SCHEMA
+from dataops_cv.lib.acquisition.sources import LocalSource
 from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA
+from dataops_cv.lib.synthetic.config import CLASSES, SceneConfig
+from dataops_cv.lib.synthetic.drops import write_drop
 from dataops_cv.lib.validation.contracts import (
     SCHEMA_RESULT,
     Contract,
@@ -26,12 +33,6 @@ from dataops_cv.lib.validation.contracts import (
     schema_changes,
     validate,
 )
-from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA, ingest_images
-from dataops_cv.lib.acquisition.labels import import_annotations
-from dataops_cv.lib.acquisition.sensor_ingest import empty_sensor_table, ingest_sensor_logs
-from dataops_cv.lib.acquisition.sensor_logs import SENSOR_LOG_SCHEMA
-from dataops_cv.lib.acquisition.sources import LocalSource
-from dataops_cv.lib.synthetic.scenes import CLASSES, SceneConfig, write_drop
 from tests.lib.acquisition.test_ingest import Store
 
 CONTRACTS = Path(__file__).resolve().parents[3] / "data_contracts"
@@ -88,9 +89,9 @@ def result(report: ValidationReport, name: str, column: str | None = None) -> Ex
 
 
 def test_every_contract_loads_and_matches_the_real_schemas(contracts):
-    from dataops_cv.lib.augmentation.augment import AUGMENTED_SCHEMA
+    from dataops_cv.lib.augmentation.tables import AUGMENTED_SCHEMA
     from dataops_cv.lib.curation.decisions import CURATED_SCHEMA
-    from dataops_cv.lib.fusion.fuse import FUSED_SCHEMA
+    from dataops_cv.lib.fusion.config import FUSED_SCHEMA
 
     assert set(contracts) == {"raw_frames", "imported_annotations", "sensor_logs",
                               "labeled_annotations", "fused_samples", "augmented_samples",

@@ -64,6 +64,7 @@ API
 - :func:`schema_changes` → messages for added, dropped and retyped columns.
 """
 
+from dataops_cv.lib.validation.contracts.loader import load_contract, load_contracts, load_taxonomy
 from dataops_cv.lib.validation.contracts.spec import (
     SEVERITIES,
     TYPES,
@@ -81,9 +82,6 @@ from dataops_cv.lib.validation.contracts.spec import (
     RowCount,
     Rule,
     Unique,
-    load_contract,
-    load_contracts,
-    load_taxonomy,
 )
 from dataops_cv.lib.validation.contracts.validation import (
     SCHEMA_RESULT,

@@ -1,0 +1,134 @@
+"""Likely mislabeled boxes of a day: confident learning on out-of-fold predictions of the crop
+classifier (:mod:`dataops_cv.lib.curation.mislabels`), with earlier days' boxes as extra
+training data that is never scored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dataops_cv.lib.curation.decisions import BoxIssue, CurationSample, LabelBox
+
+
+@dataclass(frozen=True)
+class LabelIssueParams:
+    min_boxes: int = 200  # fewer boxes (day + context) than this: no model, and the note says so
+    min_agreement: float = 0.8  # a weaker model's disputes are not used
+
+
+@dataclass
+class LabelIssues:
+    issues: dict[str, BoxIssue] = field(default_factory=dict)  # annotation id -> dispute
+    rows: list[dict] = field(default_factory=list)  # every scored box (ISSUES_SCHEMA)
+    note: str = ""  # what was checked, or why nothing was
+
+
+def _crops(read: Callable[[str], bytes], boxes_by_key: Mapping[str, Sequence[LabelBox]]):
+    """Crops, geometry, labels, image ids, annotation ids and whether each box can be judged
+    (not too small, not hidden under other boxes), decoding each image once."""
+    from dataops_cv.lib.curation import mislabels
+
+    crops, geometry, judged, names, groups, ids = [], [], [], [], [], []
+    for key in sorted(boxes_by_key):
+        boxes = boxes_by_key[key]
+        xyxy = [(b.x_min, b.y_min, b.x_max, b.y_max) for b in boxes]
+        c, g = mislabels.crop_boxes(read(key), xyxy)
+        crops.append(c)
+        geometry.append(g)
+        judged.append(mislabels.judgeable(xyxy))
+        names += [b.class_name for b in boxes]
+        groups += [key] * len(boxes)
+        ids += [b.annotation_id for b in boxes]
+    if not crops:
+        return None
+    return (np.concatenate(crops), np.concatenate(geometry), names, groups, ids,
+            np.concatenate(judged))
+
+
+def _rows(found, ids, groups, labels, classes, sha_of) -> LabelIssues:
+    out = LabelIssues()
+    for k, aid in enumerate(ids):
+        given, suggested = classes[labels[k]], classes[int(found.suggested[k])]
+        row = {"annotation_id": aid, "sha256": sha_of[groups[k]], "given": given,
+               "suggested": suggested, "given_prob": float(found.self_confidence[k]),
+               "suggested_prob": float(found.suggested_prob[k]),
+               "is_issue": bool(found.is_issue[k])}
+        out.rows.append(row)
+        if row["is_issue"]:
+            out.issues[aid] = BoxIssue(given, suggested, row["given_prob"],
+                                       row["suggested_prob"])
+    return out
+
+
+def context_boxes(days: Iterable[Iterable[Mapping]], samples: Sequence[CurationSample],
+                  max_boxes: int) -> dict[str, list[LabelBox]]:
+    """Boxes of earlier days (``days``: their curated boxes rows, newest day first) by object
+    key, leaving out the images the day itself labels, up to about ``max_boxes``."""
+    from dataops_cv.lib.curation.samples import label_box
+
+    own = {s.object_key for s in samples if s.boxes}
+    out: dict[str, list[LabelBox]] = {}
+    for rows in days:
+        for r in rows:
+            if sum(len(v) for v in out.values()) >= max_boxes:
+                break
+            if r["object_key"] not in own:
+                out.setdefault(r["object_key"], []).append(label_box(r))
+    return out
+
+
+def find_day_label_issues(read: Callable[[str], bytes], samples: Sequence[CurationSample],
+                          context: Mapping[str, Sequence[LabelBox]],
+                          params: LabelIssueParams) -> LabelIssues:
+    """Score every box of the day's samples with a model that never trained on its image.
+
+    Args:
+        read: object key -> image bytes.
+        context: boxes of earlier days by object key (see :func:`context_boxes`): they join
+            every fold's training data and are never scored.
+    """
+    from dataops_cv.lib.curation import mislabels
+
+    day: dict[str, list[LabelBox]] = {}
+    sha_of: dict[str, str] = {}
+    for s in samples:
+        if s.boxes and s.object_key not in day:
+            day[s.object_key] = list(s.boxes)
+            sha_of[s.object_key] = s.sha256
+    n_day = sum(len(v) for v in day.values())
+    n_context = sum(len(v) for v in context.values())
+    if n_day == 0:
+        return LabelIssues(note="no labeled boxes")
+    if n_day + n_context < params.min_boxes:
+        return LabelIssues(note=f"not checked: {n_day} boxes of the day and {n_context} of "
+                           f"earlier days are fewer than mislabel_min_boxes={params.min_boxes}")
+    scored = _crops(read, day)
+    assert scored is not None
+    crops, geometry, names, groups, ids, judged = scored
+    classes = sorted(set(names) | {b.class_name for v in context.values() for b in v})
+    index = {c: i for i, c in enumerate(classes)}
+    extra = None
+    if context:
+        ctx = _crops(read, context)
+        assert ctx is not None
+        extra = (ctx[0], ctx[1], np.array([index[n] for n in ctx[2]], dtype=np.int64))
+    labels = np.array([index[n] for n in names], dtype=np.int64)
+    try:
+        probs = mislabels.out_of_fold_probs(
+            crops, geometry, labels, groups, len(classes),
+            mislabels.MislabelConfig(min_boxes=params.min_boxes), extra_train=extra)
+    except mislabels.NotEnoughData as exc:
+        return LabelIssues(note=f"not checked: {exc}")
+    agreement = float((probs.argmax(axis=1) == labels).mean())
+    if agreement < params.min_agreement:
+        # Confident learning needs a model that mostly agrees with the labels; a weak one's
+        # doubts are noise, not evidence against a label.
+        return LabelIssues(note=f"not checked: the out-of-fold model agrees with only "
+                           f"{agreement:.0%} of {n_day} labels (< {params.min_agreement:.0%})")
+    found = mislabels.find_label_issues(labels, probs, judged=judged)
+    out = _rows(found, ids, groups, labels, classes, sha_of)
+    out.note = (f"{n_day} boxes scored ({n_context} earlier boxes in training), model agrees "
+                f"with {agreement:.0%} of labels, {len(out.issues)} disputed")
+    return out

@@ -1,0 +1,219 @@
+"""Crop registration for the near-duplicate rule: one thumbnail found as a crop window of another.
+
+The crop rule of :mod:`dataops_cv.lib.curation.near_duplicates` registers the thumbnail that an
+embedding stands for (:func:`dataops_cv.lib.curation.features.thumbnails`) as a crop window of
+the other frame's: an axis-aligned scale and shift, found by inverse-compositional Gauss-Newton
+on cubic B-splines, coarse to fine (``_LEVELS``), with gain and offset projected out and a
+fixed set of interior cells compared, so that no window wins by hiding cells. It reports the
+registered NCC and the worst of the 6x8 blocks (``_BLOCKS``): a moving object leaves one block
+off, a crop leaves none.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.ndimage import spline_filter1d
+from scipy.sparse import csr_matrix
+
+from dataops_cv.lib.curation.features import THUMB_H, THUMB_W, thumbnails
+
+_BLOCKS = (6, 8)  # rows, columns of the blocks the crop rule checks one by one
+_EDGE_CELLS = 1.0  # thumbnail cells along each edge left out of registration
+# Registration levels: (pooling, Gauss-Newton steps, NCC floor to go on). A pair runs the
+# first level both ways round (either frame may be the crop); the better way goes on.
+_LEVELS = ((2, 4, 0.99), (2, 2, None), (1, 4, None))
+_CHUNK = 512
+
+
+def _grid(n: int) -> np.ndarray:
+    return (np.arange(n) + 0.5) / n
+
+
+def _resampler(scale: np.ndarray, shift: np.ndarray, size: int) -> csr_matrix:
+    """Block-diagonal sparse matrix that samples, for each of the P rows of ``scale`` and
+    ``shift``, a length-``size`` signal of cubic B-spline coefficients at ``scale * u + shift``
+    (normalised coordinates, ``u`` the cell centres), mirrored at the edges as the prefilter
+    assumes: ``(P * size, P * size)``, four weights per row."""
+    pos = (scale[:, None] * _grid(size) + shift[:, None]) * size - 0.5
+    base = np.floor(pos)
+    f = (pos - base)[..., None]
+    idx = np.abs(base.astype(np.int64)[..., None] + np.arange(-1, 3))
+    idx = np.where(idx > size - 1, 2 * (size - 1) - idx, idx)
+    g = 1.0 - f
+    f2 = f * f
+    w = np.concatenate([g * g * g / 6, (3 * f2 * f - 6 * f2 + 4) / 6,
+                        (-3 * f2 * f + 3 * f2 + 3 * f + 1) / 6, f2 * f / 6], axis=-1)
+    p = len(scale)
+    cols = idx + (np.arange(p) * size)[:, None, None]
+    return csr_matrix((w.ravel(), cols.ravel(), np.arange(0, 4 * p * size + 1, 4)),
+                      shape=(p * size, p * size))
+
+
+def _warp(coef_t: np.ndarray, theta: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``(P, h, w)`` images sampled at ``(sx * u + tx, sy * v + ty)`` for every cell ``(u, v)``
+    (normalised coordinates), from their B-spline coefficients transposed and stacked,
+    ``coef_t`` of shape ``(P * w, h)``: along x, then along y, each one sparse product."""
+    p = len(theta)
+    rows_t = _resampler(theta[:, 0], theta[:, 1], w) @ coef_t
+    rows = rows_t.reshape(p, w, h).transpose(0, 2, 1).reshape(p * h, w)
+    return (_resampler(theta[:, 2], theta[:, 3], h) @ rows).reshape(p, h, w)
+
+
+def _interior(h: int, w: int) -> np.ndarray:
+    """``(h, w)`` mask of the cells compared: all but ``_EDGE_CELLS`` thumbnail cells along
+    each edge, where blur and band-limiting see past the frame."""
+    mx, my = _EDGE_CELLS / THUMB_W, _EDGE_CELLS / THUMB_H
+    u, v = _grid(w), _grid(h)
+    return (((v >= my) & (v <= 1 - my))[:, None] & ((u >= mx) & (u <= 1 - mx))[None, :])
+
+
+def _pool(x: np.ndarray, k: int) -> np.ndarray:
+    """``(P, H, W)`` images averaged over ``k x k`` cells."""
+    if k == 1:
+        return x
+    return sum(x[:, r::k, c::k] for r in range(k) for c in range(k)) / (k * k)
+
+
+def _spline(x: np.ndarray) -> np.ndarray:
+    return spline_filter1d(spline_filter1d(x, 3, axis=1, mode="mirror"), 3, axis=2, mode="mirror")
+
+
+def _standardised(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each image minus its mean over ``mask``, over its RMS there."""
+    count = mask.sum()
+    x = x - (x * mask).sum(axis=(1, 2), keepdims=True) / count
+    rms = np.sqrt((x * x * mask).sum(axis=(1, 2), keepdims=True) / count)
+    return x / np.maximum(rms, 1e-12)
+
+
+def _steepest_descent(template: np.ndarray, m: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inverse-compositional steepest-descent images ``(Q, 4, h * w)`` of ``(Q, h, w)``
+    templates over the mask ``m``, with gain and offset projected out, their Gauss-Newton
+    Hessians ``(Q, 4, 4)`` and the standardised, masked templates."""
+    q, h, w = template.shape
+    count = m.sum()
+    # Inverse compositional: the steepest-descent images come from the template and stay
+    # fixed for the level. B-spline derivatives at grid points are central differences of
+    # the spline coefficients.
+    pad = np.pad(_spline(template), ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    gx = (pad[:, 1:-1, 2:] - pad[:, 1:-1, :-2]) * (w / 2) * m
+    gy = (pad[:, 2:, 1:-1] - pad[:, :-2, 1:-1]) * (h / 2) * m
+    sd = np.empty((q, 4, h * w))
+    sd[:, 0], sd[:, 1] = (gx * _grid(w)).reshape(q, -1), gx.reshape(q, -1)
+    sd[:, 2], sd[:, 3] = (gy * _grid(h)[:, None]).reshape(q, -1), gy.reshape(q, -1)
+    # Project out gain and offset (a constant and the template over the mask): otherwise a
+    # zoom that mimics a brightness change on a sky gradient would score better.
+    reference = _standardised(template, m) * m
+    ones = (m / np.sqrt(count)).reshape(1, -1)
+    unit_ref = reference.reshape(q, -1) / np.sqrt(count)
+    sd -= np.einsum("pkc,c->pk", sd, ones[0])[:, :, None] * ones
+    sd -= np.einsum("pkc,pc->pk", sd, unit_ref)[:, :, None] * unit_ref[:, None, :]
+    hess = np.einsum("pkc,plc->pkl", sd, sd)
+    hess += np.eye(4) * (1e-6 * np.einsum("pii->pi", hess)[:, :, None] + 1e-12)
+    return sd, hess, reference
+
+
+def _compose_step(th: np.ndarray, d: np.ndarray, max_crop: float) -> None:
+    """Compose the windows ``th`` in place with the inverse of the small steps ``d``, both
+    ``(Q, 4)`` as ``(sx, tx, sy, ty)``, keeping each window inside its frame."""
+    slack = (0.5 / THUMB_W, 0.5 / THUMB_H)  # lets a window sit exactly on its frame's edge
+    for sc, tr, eps in ((0, 1, slack[0]), (2, 3, slack[1])):
+        grow = 1.0 + d[:, sc]
+        th[:, tr] = th[:, tr] - th[:, sc] * d[:, tr] / grow
+        th[:, sc] = th[:, sc] / grow
+        # The window stays inside the frame, at most max_crop in from each side.
+        th[:, tr] = np.clip(th[:, tr], -eps, max_crop)
+        th[:, sc] = np.clip(th[:, sc] + th[:, tr], 1 - max_crop, 1 + eps) - th[:, tr]
+
+
+def _worst_block(warped: np.ndarray, reference: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Per pair, the largest mean squared difference over the masked cells of one of the
+    ``_BLOCKS`` blocks of two standardised ``(Q, h, w)`` images."""
+    q, h, w = warped.shape
+    rows, cols = _BLOCKS
+    diff = ((warped - reference) ** 2).reshape(q, rows, h // rows, cols, w // cols)
+    counts = m.reshape(rows, h // rows, cols, w // cols).sum(axis=(1, 3))
+    return (diff.sum(axis=(2, 4)) / counts).max(axis=(1, 2))
+
+
+def _register_chunk(a: np.ndarray, b: np.ndarray, start: np.ndarray, max_crop: float,
+                    levels: Sequence[tuple[int, int, float | None]]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Find each thumbnail of ``b`` as a crop window of the same row of ``a``: inverse-
+    compositional Gauss-Newton on an axis-aligned scale and shift (the window in ``a``'s
+    normalised coordinates, from ``start``), coarse to fine, with gain and offset projected
+    out. A fixed set of ``b``'s cells is compared, so no window can win by hiding cells.
+
+    Returns:
+        The registered NCC, the worst block residual (``inf`` for pairs dropped at a coarse
+        level) and the window ``(P, 4)`` as ``(sx, tx, sy, ty)``.
+    """
+    p = len(a)
+    theta = np.array(start, dtype=np.float64)
+    alive = np.arange(p)
+    ncc = np.full(p, -1.0)
+    block = np.full(p, np.inf)
+    for level, (pool, steps, floor) in enumerate(levels):
+        coef = _spline(_pool(a[alive], pool))
+        template = _pool(b[alive], pool)
+        q, h, w = coef.shape
+        coef_t = coef.transpose(0, 2, 1).reshape(q * w, h)
+        m = _interior(h, w)
+        count = m.sum()
+        sd, hess, reference = _steepest_descent(template, m)
+        target = (template * m).reshape(q, -1)
+        th = theta[alive]
+        for _ in range(steps):
+            err = (_warp(coef_t, th, h, w) * m).reshape(q, -1) - target
+            d = np.linalg.solve(hess, np.einsum("pkc,pc->pk", sd, err)[:, :, None])[:, :, 0]
+            _compose_step(th, d, max_crop)
+        warped = _standardised(_warp(coef_t, th, h, w), m) * m
+        level_ncc = (warped * reference).sum(axis=(1, 2)) / count
+        theta[alive] = th
+        ncc[alive] = level_ncc
+        if level == len(levels) - 1:
+            block[alive] = _worst_block(warped, reference, m)
+        elif floor is not None:
+            alive = alive[level_ncc >= floor]
+            if not len(alive):
+                break
+    return ncc, block, theta
+
+
+def register_pairs(emb: np.ndarray, i: np.ndarray, j: np.ndarray, j_in_i: np.ndarray,
+                   i_in_j: np.ndarray, max_crop: float) -> tuple[np.ndarray, np.ndarray]:
+    """Registered NCC and worst block residual of each pair ``(i, j)`` of rows of ``emb``,
+    taking as the crop whichever frame of the pair registers better at the first level.
+
+    Args:
+        emb: ``float32 (n, EMBEDDING_DIM)`` embeddings, whose thumbnails are registered.
+        i, j: the pairs' rows, ``(P,)``.
+        j_in_i, i_in_j: where registration starts each way round, ``(P, 4)`` windows as
+            ``(sx, tx, sy, ty)``: ``j`` found in ``i`` and ``i`` found in ``j``.
+        max_crop: the most a window may come in from a side, fraction of the side.
+
+    Returns:
+        ``(ncc, block)``, ``float64 (P,)`` each; ``block`` is ``inf`` for pairs dropped at a
+        coarse level.
+    """
+    ncc = np.empty(len(i))
+    block = np.full(len(i), np.inf)
+    for s in range(0, len(i), _CHUNK):
+        ti = thumbnails(emb[i[s:s + _CHUNK]])
+        tj = thumbnails(emb[j[s:s + _CHUNK]])
+        first = _LEVELS[:1]
+        fwd, _, th_f = _register_chunk(ti, tj, j_in_i[s:s + _CHUNK], max_crop, first)
+        rev, _, th_r = _register_chunk(tj, ti, i_in_j[s:s + _CHUNK], max_crop, first)
+        flip = rev > fwd
+        ncc[s:s + len(ti)] = np.maximum(fwd, rev)
+        go_on = np.flatnonzero(np.maximum(fwd, rev) >= _LEVELS[0][2])
+        if len(go_on):
+            f = flip[go_on]
+            outer = np.where(f[:, None, None], tj[go_on], ti[go_on])
+            inner = np.where(f[:, None, None], ti[go_on], tj[go_on])
+            start = np.where(f[:, None], th_r[go_on], th_f[go_on])
+            ncc[s + go_on], block[s + go_on], _ = _register_chunk(outer, inner, start,
+                                                                  max_crop, _LEVELS[1:])
+    return ncc, block

@@ -1,0 +1,165 @@
+"""What goes into a training set: the useful samples of the curated days, their boxes and
+augmented variants, grouped so that nothing leaks between splits, and the version that names
+exactly those inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from dataops_cv.lib.core.annotations import XYXY
+from dataops_cv.lib.lakefs import layout
+from dataops_cv.lib.lakefs.run_branch import RefView
+from dataops_cv.lib.training_sets.writer import Box, SampleIn
+
+# Bumped when the same inputs would give other bytes: it is part of every version.
+BUILD_VERSION = "1"
+CURATED = "curated_samples"
+AUGMENTED = "augmented_samples"
+
+
+def input_tables(days: Iterable[str]) -> list[str]:
+    """Every table a training set over ``days`` is built from (their checksums name it)."""
+    return [p for d in days for p in (
+        layout.table_key(CURATED, d), layout.side_key(CURATED, d, "_boxes.parquet"),
+        layout.side_key(CURATED, d, "_features.parquet"), layout.table_key(AUGMENTED, d),
+        layout.side_key(AUGMENTED, d, "_annotations.parquet"))]
+
+
+def version_of(partition: str, inputs_json: bytes) -> str:
+    """``v<YYYYMMDD>-<hash of inputs.json>``: the same inputs always give the same version, the
+    same paths and the same bytes, so a rebuild is a no-op diff and a tag names one content."""
+    return f"v{partition.replace('-', '')}-{hashlib.sha256(inputs_json).hexdigest()[:10]}"
+
+
+def inputs_document(partition: str, name: str, fractions: Mapping[str, float], seed: str,
+                    include_augmented: bool, max_shard_mb: int, feature_version: str,
+                    checksums: Mapping[str, str | None]) -> bytes:
+    """``inputs.json``: the build, the configuration and every input table's checksum."""
+    inputs = {"build": BUILD_VERSION, "name": name, "partition": partition,
+              "fractions": dict(sorted(fractions.items())), "seed": seed,
+              "include_augmented": include_augmented, "max_shard_mb": max_shard_mb,
+              "features": feature_version, "tables": dict(checksums)}
+    return json.dumps(inputs, sort_keys=True, indent=1).encode()
+
+
+@dataclass
+class Collected:
+    """Originals (group keys not yet assigned) with the features that group them, and the
+    augmented variants of the kept originals."""
+
+    originals: list[SampleIn] = field(default_factory=list)
+    sessions: list[str | None] = field(default_factory=list)
+    phashes: list[str] = field(default_factory=list)  # hex
+    embeddings: list[list[float]] = field(default_factory=list)
+    augmented: list[tuple[SampleIn, dict, tuple[Box, ...]]] = field(default_factory=list)
+    cross_day_copies: int = 0  # useful frames whose bytes an earlier day already holds
+
+
+def _box(b: Mapping, class_id: Callable[[Mapping], int]) -> Box:
+    return Box(b["annotation_id"], b["class_name"], class_id(b), *(b[c] for c in XYXY))
+
+
+def _collect_day(view: RefView, day: str, class_id, include_augmented: bool,
+                 seen_sha: dict[str, str], out: Collected) -> None:
+    useful = [r for r in view.day_rows(CURATED, day) if r["decision"] == "useful"]
+    boxes: dict[str, list[Box]] = {}
+    for b in view.rows(layout.side_key(CURATED, day, "_boxes.parquet")):
+        boxes.setdefault(b["sample_id"], []).append(_box(b, class_id))
+    features = {f["sha256"]: f
+                for f in view.rows(layout.side_key(CURATED, day, "_features.parquet"))}
+    kept_by_sha: dict[str, str] = {}
+    for r in sorted(useful, key=lambda r: r["sample_id"]):
+        if r["sha256"] in seen_sha:  # the same bytes on an earlier day: one sample
+            out.cross_day_copies += 1
+            continue
+        seen_sha[r["sha256"]] = r["sample_id"]
+        kept_by_sha[r["sha256"]] = r["sample_id"]
+        f = features[r["sha256"]]
+        out.phashes.append(f["phash"])
+        out.embeddings.append(f["embedding"])
+        out.sessions.append(r["session_id"])
+        out.originals.append(SampleIn(
+            sample_id=r["sample_id"], content_sha256=r["sha256"], object_key=r["object_key"],
+            date=day, rel_path=r["rel_path"], session_id=r["session_id"], camera=r["camera"],
+            width=r["width"], height=r["height"], group_key="",
+            boxes=tuple(boxes.get(r["sample_id"], ())), label_source=r["label_source"],
+            label_revision=r["label_revision"] or ""))
+    if not include_augmented or not kept_by_sha:
+        return
+    aug_boxes: dict[str, list[Box]] = {}
+    for b in view.rows(layout.side_key(AUGMENTED, day, "_annotations.parquet")):
+        aug_boxes.setdefault(b["input_key"], []).append(_box(b, class_id))
+    by_id = {s.sample_id: s for s in out.originals}
+    for v in view.day_rows(AUGMENTED, day):
+        source = kept_by_sha.get(v["source_sha256"])
+        if source is not None:
+            out.augmented.append((by_id[source], v, tuple(sorted(
+                aug_boxes.get(v["input_key"], ()), key=lambda b: b.annotation_id))))
+
+
+def collect(view: RefView, days: Sequence[str], class_id: Callable[[Mapping], int],
+            include_augmented: bool) -> Collected:
+    """The useful samples of ``days`` (oldest first) as read on ``view``; of identical bytes on
+    several days only the first is a sample."""
+    out = Collected()
+    seen_sha: dict[str, str] = {}
+    for day in days:
+        _collect_day(view, day, class_id, include_augmented, seen_sha, out)
+    return out
+
+
+def leakage_groups(keys: Sequence[str], sessions: Sequence[str | None],
+                   pairs: Iterable[tuple[int, int]]) -> list[str]:
+    """Leakage group per sample: samples of one capture session, and near-duplicates across
+    sessions or days, end up together; the group's key is its smallest session (or sample)."""
+    parent = list(range(len(keys)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    first: dict[str, int] = {}
+    for k, s in enumerate(sessions):
+        if s:
+            union(first.setdefault(s, k), k)
+    for a, b in pairs:
+        union(int(a), int(b))
+    label: dict[int, str] = {}
+    for k in range(len(keys)):
+        root = find(k)
+        name = sessions[k] or keys[k]
+        label[root] = min(label.get(root, name), name)
+    return [label[find(k)] for k in range(len(keys))]
+
+
+def augmented_sample_id(source_id: str, input_key: str) -> str:
+    return hashlib.sha256("\x00".join((source_id, "augmented", input_key)).encode()
+                          ).hexdigest()[:16]
+
+
+def grouped_samples(collected: Collected, group_of: Sequence[str]) -> list[SampleIn]:
+    """The originals with their leakage groups, then every augmented variant in its source's
+    group (so it can only land in its source's split)."""
+    samples = [replace(s, group_key=g)
+               for s, g in zip(collected.originals, group_of, strict=True)]
+    groups_by_id = {s.sample_id: s.group_key for s in samples}
+    for src, v, vboxes in collected.augmented:
+        samples.append(SampleIn(
+            sample_id=augmented_sample_id(src.sample_id, v["input_key"]),
+            content_sha256=v["sha256"], object_key=v["object_key"], date=src.date,
+            rel_path=src.rel_path, session_id=src.session_id, camera=src.camera,
+            width=v["width"], height=v["height"], group_key=groups_by_id[src.sample_id],
+            boxes=vboxes, label_source=src.label_source, label_revision=src.label_revision,
+            augmented_from=src.sample_id, aug_policy_version=v["policy_version"],
+            aug_input_key=v["input_key"], aug_params=v["params"]))
+    return samples

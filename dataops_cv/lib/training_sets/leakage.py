@@ -1,0 +1,87 @@
+"""The audit of a written training set: nothing leaks between splits, and every shard the
+manifest names is there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LeakageReport:
+    problems: list[str] = field(default_factory=list)
+    groups: int = 0
+    straddling_groups: int = 0
+    straddling_near_duplicates: int = 0
+    missing_shards: int = 0
+
+
+def _split_problems(rows: Sequence[Mapping], report: LeakageReport) -> None:
+    if not rows:
+        report.problems.append("no manifest rows")
+    split_of = {r["sample_id"]: r["split"] for r in rows}
+    if len(split_of) != len(rows):
+        report.problems.append(f"{len(rows) - len(split_of)} repeated sample ids")
+    groups: dict[str, set[str]] = {}
+    for r in rows:
+        groups.setdefault(r["group_key"], set()).add(r["split"])
+    straddling = sorted(g for g, s in groups.items() if len(s) > 1)
+    report.groups, report.straddling_groups = len(groups), len(straddling)
+    if straddling:
+        report.problems.append(f"{len(straddling)} group(s) in several splits, e.g. "
+                               f"{straddling[:3]}")
+    for r in rows:
+        if r["augmented_from"]:
+            if r["split"] != "train" or split_of.get(r["augmented_from"]) != "train":
+                report.problems.append(
+                    f"augmented {r['sample_id']} is in {r['split']}, its source "
+                    f"{r['augmented_from']} in {split_of.get(r['augmented_from'])}")
+                break
+
+
+def _near_duplicate_problems(rows: Sequence[Mapping], features: Mapping[str, Mapping],
+                             report: LeakageReport) -> None:
+    from dataops_cv.lib.curation.features import phash_from_hex
+    from dataops_cv.lib.curation.near_duplicates import near_duplicate_pairs
+
+    originals = [r for r in rows if not r["augmented_from"]]
+    known = [r for r in originals if r["content_sha256"] in features]
+    if len(known) != len(originals):
+        report.problems.append(f"{len(originals) - len(known)} samples have no curated features")
+    if not known:
+        return
+    pairs = near_duplicate_pairs(
+        np.array([phash_from_hex(features[r["content_sha256"]]["phash"]) for r in known],
+                 dtype=np.uint64),
+        np.array([features[r["content_sha256"]]["embedding"] for r in known],
+                 dtype=np.float32).reshape(len(known), -1))
+    cross = sum(1 for a, b in zip(pairs.i, pairs.j, strict=True)
+                if known[int(a)]["split"] != known[int(b)]["split"])
+    report.straddling_near_duplicates = cross
+    if cross:
+        report.problems.append(f"{cross} near-duplicate pair(s) straddle splits")
+
+
+def audit_training_set(rows: Sequence[Mapping], features: Mapping[str, Mapping],
+                       root: str | None, exists: Callable[[str], bool]) -> LeakageReport:
+    """What is wrong with a training set's manifest ``rows``, if anything.
+
+    The near-duplicate pairs are recomputed from the curated ``features`` (sha256 -> row), not
+    taken from the writer, so a bug in the split cannot hide itself.
+
+    Args:
+        root: the version folder the shards were written under (None: unknown).
+        exists: whether an object path exists.
+    """
+    report = LeakageReport()
+    _split_problems(rows, report)
+    _near_duplicate_problems(rows, features, report)
+    missing = sorted(shard for shard in {r["shard"] for r in rows}
+                     if root is None or not exists(f"{root}/{shard}"))
+    report.missing_shards = len(missing)
+    if missing:
+        report.problems.append(f"{len(missing)} shard(s) missing under {root}, e.g. "
+                               f"{missing[:3]}")
+    return report

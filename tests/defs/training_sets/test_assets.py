@@ -1,0 +1,34 @@
+"""training_set on the published day: a named set is built with its manifest, shards and tag
+request; the same inputs give the same version, and the leakage check audits it."""
+
+from __future__ import annotations
+
+from dataops_cv.lib.lakefs.layout import table_key, trainset_key
+from tests.defs.conftest import DAY, materialize
+
+
+def _build(published_day, **config):
+    return materialize(published_day.resources, "training_set", run_config={
+        "ops": {"training_set": {"config": {"name": "stage-test", **config}}}})
+
+
+def test_a_training_set_is_written_under_its_version_and_audited(published_day):
+    done = _build(published_day)
+    meta = done.metadata("training_set")
+    version = meta["trainset_version"]
+    assert meta["trainset_tag"] == f"trainset-stage-test-{version}" and meta["unchanged"] is False
+    manifest = done.run.rows(trainset_key("stage-test", version, "manifest.parquet"))
+    assert manifest and {r["split"] for r in manifest} <= {"train", "val", "test"}
+    assert {r["shard"] for r in manifest} == {
+        p for p in meta["digests"] if p.startswith("shards/")}
+    assert all(done.run.exists(trainset_key("stage-test", version, p)) for p in meta["digests"])
+    assert done.run.rows(table_key("training_set", DAY)) == manifest
+    assert sum(meta[f"count_trainset_{s}"] for s in ("train", "val", "test")) == len(manifest)
+    leakage = done.check("training_set_leakage")
+    assert leakage.passed and leakage.metadata["samples"].value == len(manifest)
+
+
+def test_the_same_inputs_name_the_same_version_and_another_seed_another(published_day):
+    first = _build(published_day).metadata("training_set")["trainset_version"]
+    assert _build(published_day).metadata("training_set")["trainset_version"] == first
+    assert _build(published_day, seed="1").metadata("training_set")["trainset_version"] != first
