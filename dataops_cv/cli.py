@@ -32,8 +32,6 @@ def _partition_range(start: str, end: str) -> list[str]:
     return keys[keys.index(start): keys.index(end) + 1]
 
 
-# -- lakefs ---------------------------------------------------------------------------------------
-
 def cmd_lakefs(args: argparse.Namespace) -> int:
     from dataops_cv import runner
     from dataops_cv.lib.services import lakefs_server
@@ -104,8 +102,6 @@ def _prune(args: argparse.Namespace) -> int:
     print(f"{len(pruned)} run branch(es) older than {args.older_than_days} days")
     return 0
 
-
-# -- runs -----------------------------------------------------------------------------------------
 
 def _run_config(args: argparse.Namespace) -> dict:
     """Run config from --config, with --source/--format (when given) set on the capture source."""
@@ -317,8 +313,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
     os.execvpe(argv[0], argv, os.environ.copy())
     return 0
 
-
-# -- label studio ---------------------------------------------------------------------------------
 
 def cmd_labelstudio(args: argparse.Namespace) -> int:
     from dataops_cv import runner

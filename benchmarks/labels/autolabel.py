@@ -6,6 +6,10 @@ the frames that need review so that the frames accepted without review are right
 class agreement >= 0.8 against the truth) at 0.9 and 0.95 precision. Also prints training time
 and throughput.
 
+Floors, measured in the same run: without a model every frame is reviewed (so review counts are
+printed as a share of the frames), and training and prediction are printed as multiples of
+decoding the same frames into tensors (what any model must at least do with them).
+
     python benchmarks/labels/autolabel.py [--train-days 2] [--sessions 2] [--frames 8]
 """
 
@@ -37,12 +41,18 @@ TAXONOMY = load_taxonomy(ROOT / "data_contracts" / "taxonomy.yaml")
 RIGHT_AT = 0.8
 
 
+DECODE_SECONDS = [0.0]  # the floor: decoding every frame this run uses
+
+
 def day(root: Path, date: str, sessions: int, frames: int):
     drop = root / date
     write_drop(SceneConfig(seed=7, sessions_per_day=sessions, frames_per_session=frames,
                            defects=DefectConfig.none()), date, drop)
     ds = load_dataset(drop, "auto", TAXONOMY)
-    decoded = [image_tensor((drop / e.rel_path).read_bytes()) for e in ds.images]
+    data = [(drop / e.rel_path).read_bytes() for e in ds.images]
+    start = time.perf_counter()
+    decoded = [image_tensor(d) for d in data]
+    DECODE_SECONDS[0] += time.perf_counter() - start
     names = [f"{date}/{e.rel_path}" for e in ds.images]
     rows = [{"image_sha256": f"{date}/{b.image_rel_path}", "annotator": "truth",
              "class_name": b.class_name, "x_min": b.x_min, "y_min": b.y_min, "x_max": b.x_max,
@@ -85,13 +95,18 @@ def main() -> None:
                               truth.get(name, []))
         results.append((uncertainty, f1 * cls >= RIGHT_AT))
     right = sum(ok for _, ok in results)
+    decode = DECODE_SECONDS[0] / (len(names) + len(test_names))  # per frame
+    print(f"floor: decoding a frame into a tensor takes {decode * 1000:.2f} ms; without a model "
+          f"all {len(results)} new frames are reviewed")
     print(f"pre-label model {model.version}: trained on {len(names)} labeled frames in "
-          f"{t_train:.1f} s ({args.steps} steps, 1 thread); {len(results) / t_pred:.0f} frames/s "
-          "predicting")
+          f"{t_train:.1f} s = {t_train / (decode * len(names)):.0f} x decoding them "
+          f"({args.steps} steps, 1 thread); predicting {len(results) / t_pred:.0f} frames/s = "
+          f"{t_pred / (decode * len(results)):.1f} x decoding them")
     print(f"  {len(results)} new frames, {right} drafted right (F1 x class >= {RIGHT_AT})")
     for precision in (0.9, 0.95):
-        print(f"  frames to review for {precision:.0%} precision on the rest: "
-              f"{frames_to_review(results, precision)} of {len(results)}")
+        n = frames_to_review(results, precision)
+        print(f"  frames to review for {precision:.0%} precision on the rest: {n} of "
+              f"{len(results)} = {n / len(results):.2f} x the no-model floor")
 
 
 if __name__ == "__main__":

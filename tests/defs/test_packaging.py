@@ -82,20 +82,20 @@ def test_contracts_come_from_the_configured_folder(installed: Path, tmp_path: Pa
     assert "at least 96x" in found["resolution"]
 
 
-def test_a_malformed_configured_contract_fails_the_load_naming_file_and_key(installed: Path,
-                                                                            tmp_path: Path):
+def test_a_malformed_contract_stops_the_code_location_naming_file_and_key(installed: Path,
+                                                                        tmp_path: Path):
+    """A user's typo in a contract fails `dagster definitions validate`, not a run later."""
     folder = tmp_path / "contracts"
     shutil.copytree(ROOT / "data_contracts", folder)
-    path = folder / "sensor_logs.yaml"
+    path = folder / "imported_annotations.yaml"
     contract = yaml.safe_load(path.read_text())
-    contract["columns"]["sensor"]["type"] = "strng"
+    contract["columns"]["x_min"]["type"] = "float65"
     path.write_text(yaml.safe_dump(contract, sort_keys=False))
-    with pytest.raises(AssertionError) as failed:
-        _probe(installed, tmp_path, DATAOPS_CV_CONTRACTS_DIR=str(folder))
-    assert f"{path}: columns.sensor.type: expected one of" in str(failed.value)
-
-
-def test_a_missing_contracts_folder_is_named(installed: Path, tmp_path: Path):
-    with pytest.raises(AssertionError) as failed:
-        _probe(installed, tmp_path, DATAOPS_CV_CONTRACTS_DIR=str(tmp_path / "nowhere"))
-    assert f"DATAOPS_CV_CONTRACTS_DIR={tmp_path / 'nowhere'}: not a folder" in str(failed.value)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate",
+         "-m", "dataops_cv.definitions"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(installed),
+             "HOME": str(tmp_path), "DATAOPS_CV_CONTRACTS_DIR": str(folder)})
+    assert proc.returncode != 0
+    assert f"{path}: columns.x_min.type: expected one of" in proc.stdout + proc.stderr

@@ -21,12 +21,11 @@ from dataops_cv.defs.jobs import (
     LABEL_PULL_JOB,
     LABELED_ANNOTATIONS_JOB,
     LABELING_TASKS_JOB,
-    PRELABEL_JOB,
 )
-from dataops_cv.defs.labeling.assets import LABELS_COMMIT_TAG, drop_prefix
-from dataops_cv.lib.labeling.labelstudio_client import PULL_OVERLAP, LabelStudioClient
-from dataops_cv.lib.lakefs.layout import table_key
+from dataops_cv.defs.tags import LABELS_COMMIT_TAG
 from dataops_cv.lib.core.tables import from_parquet_bytes
+from dataops_cv.lib.labeling.labelstudio_client import PULL_OVERLAP, LabelStudioClient
+from dataops_cv.lib.lakefs.layout import drop_prefix, table_key
 from dataops_cv.runner import run_pipeline
 from tests.conftest import free_port
 
@@ -259,48 +258,3 @@ def test_an_unreachable_label_studio_fails_the_pull_and_leaves_the_labels_branch
     assert report.status == "FAILURE" and report.publish_status == "not_published"
     assert "failed after 4 attempts" in report.error and "Label Studio at" in report.error
     assert store.head("labels") == before and report.main_after == before
-
-
-def test_prelabels_reach_label_studio_and_the_audit_queue_ranks_by_uncertainty(
-        lakefs, store, dagster_instance, label_studio):
-    client, title = label_studio
-    day = "2026-05-04"
-    config = {"resources": {"capture_source": {"config": {
-        "synthetic_sessions": 1, "synthetic_frames": 6}}}}  # 12 frames with true boxes
-    _ok(run_pipeline(day, select=["raw_frames", "imported_annotations"], run_config=config,
-                     instance=dagster_instance))
-    _ok(run_pipeline(day, job_name=LABELING_TASKS_JOB, instance=dagster_instance))
-    truth = {}
-    for r in from_parquet_bytes(store.get_object(
-            "main", table_key("imported_annotations", day))).to_pylist():
-        truth.setdefault(r["image_sha256"], []).append(
-            (r["class_name"], r["x_min"] / W * 100, r["y_min"] / H * 100,
-             (r["x_max"] - r["x_min"]) / W * 100, (r["y_max"] - r["y_min"]) / H * 100))
-    tasks = _tasks(client, title)
-    for t in tasks[:8]:  # people label 8 frames; the model drafts the other 4
-        _post(client, t, truth.get(t["data"]["sha256"], []))
-    _ok(run_pipeline(None, job_name=LABEL_PULL_JOB, instance=dagster_instance))
-
-    report = _ok(run_pipeline(day, job_name=PRELABEL_JOB, instance=dagster_instance))
-    assert report.publish_status == "merged" and store.head("labels") == report.main_after
-    mat = _materialization(dagster_instance, report.run_id, "prelabels")
-    version = mat["model_version"]
-    assert version.startswith("tinydet-") and mat["count_prelabeled"] == 4
-    assert 0 <= mat["review_needed_at_precision_0.9"] <= 4  # reported against the true boxes
-    predictions = client.sdk.predictions.list(project=tasks[0]["project"])
-    assert sorted(p.task for p in predictions) == sorted(t["id"] for t in tasks[8:])
-    for p in predictions:
-        assert p.model_version == version and 0.0 <= p.score <= 1.0
-        assert all(0.0 <= r["score"] <= 1.0 for r in p.result)
-
-    queue = from_parquet_bytes(store.get_object(
-        "labels", table_key("audit_queue", day))).to_pylist()
-    assert [q["rank"] for q in queue] == list(range(1, 5))
-    assert [q["priority"] for q in queue] == sorted((q["priority"] for q in queue), reverse=True)
-    assert all(q["reasons"] == "model_uncertain" and q["url"].startswith(client.url)
-               for q in queue)
-
-    again = _ok(run_pipeline(day, job_name=PRELABEL_JOB, instance=dagster_instance))
-    assert _materialization(dagster_instance, again.run_id, "prelabels")["model_version"] == \
-        version  # same labels, same model: nothing sent twice
-    assert len(client.sdk.predictions.list(project=tasks[0]["project"])) == 4

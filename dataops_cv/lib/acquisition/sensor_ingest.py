@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 from dataops_cv.lib.acquisition.sensor_logs.format import SENSOR_LOG_SCHEMA
 from dataops_cv.lib.acquisition.sensor_logs.reader import read_sensor_log
 from dataops_cv.lib.acquisition.sources import SENSOR_LOG_EXTENSIONS, Source, SourceObject
-from dataops_cv.lib.lakefs.layout import sensor_blob_key
 from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
+from dataops_cv.lib.lakefs.layout import sensor_blob_key
 
 LOG_PATH = "log_path"
 OBJECT_KEY = "object_key"

@@ -13,7 +13,9 @@ Rules (documented in README, applied the same way by every reader of our data):
   range, 8-bit grayscale replicated to three channels. Float and multi-frame images are
   quarantined (``unsupported_image_mode``).
 * More pixels than ``max_pixels`` (default 100 MP) is a decompression bomb and is quarantined
-  before any pixel is decoded.
+  before any pixel is decoded. ``max_pixels`` decides, not Pillow's own warning limit
+  (``Image.MAX_IMAGE_PIXELS``, ~89.5 MP); Pillow still refuses anything above twice that limit
+  (~179 MP) whatever ``max_pixels`` says, so a larger limit needs ``MAX_IMAGE_PIXELS`` raised too.
 * Quality metrics come from the same decode, on the luma (ITU-R 601 ``L``) of the RGB pixels,
   box-reduced by an integer factor until the long side is at most ``QUALITY_MAX_SIDE``:
   ``brightness`` = mean luma (0-255), ``contrast`` = its standard deviation, and
@@ -102,11 +104,13 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
         return Rejected(Reason.EMPTY_FILE, "file has 0 bytes", None)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own limit below decides; Pillow's warning threshold (~89.5 MP) would otherwise
+            # reject frames that max_pixels allows.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         return Rejected(Reason.NOT_AN_IMAGE, "not a readable image format", sha)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         return Rejected(Reason.DECOMPRESSION_BOMB, str(exc), sha)
     except (OSError, SyntaxError, ValueError) as exc:
         # Recognised as an image, but its header ends early or is corrupt.

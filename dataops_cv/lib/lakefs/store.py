@@ -141,8 +141,6 @@ class LakeFSStore:
         )
         self._timeout = urllib3.Timeout(connect=min(10.0, config.timeout_s), read=config.timeout_s)
 
-    # -- plumbing ---------------------------------------------------------------------------
-
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one SDK call with a timeout and a bounded, backed-off retry on transient faults."""
         last: Exception | None = None
@@ -210,8 +208,6 @@ class LakeFSStore:
             f"{what}: lakeFS at {self.config.endpoint} unreachable or failing after "
             f"{self.config.max_attempts} attempts: {last}"
         ) from last
-
-    # -- repository and refs ----------------------------------------------------------------
 
     def ensure_repository(self, storage_namespace: str | None, default_branch: str = "main") -> bool:
         """Create the repository if missing; return whether it was created.
@@ -297,8 +293,6 @@ class LakeFSStore:
                 return
             after = page.pagination.next_offset
 
-    # -- objects ----------------------------------------------------------------------------
-
     def put_object(
         self, branch: str, path: str, data: bytes | Path | Callable[[], IO[bytes]],
         content_type: str = "application/octet-stream", if_absent: bool = False,
@@ -375,8 +369,6 @@ class LakeFSStore:
             if not page.pagination.has_more:
                 return
             after = page.pagination.next_offset
-
-    # -- history ----------------------------------------------------------------------------
 
     def commit(
         self, branch: str, message: str, metadata: Mapping[str, str] | None = None,
@@ -511,8 +503,6 @@ class LakeFSStore:
             if existing != commit_id:
                 raise LakeFSError(f"tag {tag} exists at {existing}, not at {commit_id}", 409) from exc
         return commit_id
-
-    # -- links ------------------------------------------------------------------------------
 
     def commit_url(self, commit_id: str) -> str:
         base = (self.config.ui_endpoint or self.config.endpoint).rstrip("/")

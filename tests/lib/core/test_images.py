@@ -60,6 +60,16 @@ def test_pixel_limit_is_configurable():
     assert isinstance(result, Rejected) and result.reason == Reason.DECOMPRESSION_BOMB
 
 
+def test_max_pixels_decides_up_to_twice_pillows_own_limit(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow warns above 100, refuses > 200
+    frame = encode(Image.new("RGB", (15, 10), (9, 9, 9)), "PNG")  # 150 px
+    assert isinstance(inspect_image(frame, max_pixels=1000), ImageInfo)
+    below = inspect_image(frame, max_pixels=140)
+    assert isinstance(below, Rejected) and "exceeds the limit of 140" in below.detail
+    huge = inspect_image(encode(Image.new("RGB", (30, 10)), "PNG"), max_pixels=1000)
+    assert isinstance(huge, Rejected) and huge.reason == Reason.DECOMPRESSION_BOMB
+
+
 @pytest.mark.parametrize(
     ("img", "fmt", "mode"),
     [
