@@ -67,5 +67,7 @@ def test_every_contract_has_a_blocking_and_a_warning_check():
         assert blocking.blocking and not warning.blocking and not drift.blocking
     for asset, check in (("curated_samples", "curated_samples_contract"),
                          ("curated_samples", "curated_samples_reasons"),
-                         ("training_set", "training_set_leakage")):
+                         ("curated_samples", "curated_samples_not_collapsed"),
+                         ("training_set", "training_set_leakage"),
+                         ("training_set", "training_set_has_samples")):
         assert graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(asset), check)).blocking

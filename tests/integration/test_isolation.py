@@ -49,7 +49,9 @@ CONTRACTED = ("raw_frames", "imported_annotations", "sensor_logs", "labeled_anno
 # Contracted without a drift section, and the stage-specific blocking checks.
 CONTRACTED_NO_DRIFT = ("curated_samples",)
 OTHER_BLOCKING = (("curated_samples", "curated_samples_reasons"),
-                  ("training_set", "training_set_leakage"))
+                  ("curated_samples", "curated_samples_not_collapsed"),
+                  ("training_set", "training_set_leakage"),
+                  ("training_set", "training_set_has_samples"))
 
 
 def test_successful_run_publishes_one_merge_naming_the_run(store, dagster_instance):

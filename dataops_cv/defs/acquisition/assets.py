@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from dataops_cv.defs.partitions import daily_partitions
-from dataops_cv.defs.resources import CaptureSourceResource, LakeFSResource
+from dataops_cv.defs.resources import CaptureSourceResource, ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch, table_metadata
 from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA, ingest_images
 from dataops_cv.lib.acquisition.labels import import_annotations
@@ -88,6 +88,7 @@ def imported_annotations(
     lakefs: LakeFSResource,
     capture_source: CaptureSourceResource,
     s3: S3Resource,
+    contracts: ContractsResource,
 ) -> dg.MaterializeResult:
     """One day's labels shipped with the source dataset (COCO, VOC, YOLO or Label Studio), as
     the canonical annotation table keyed by image hash, plus a quarantine table."""
@@ -95,7 +96,8 @@ def imported_annotations(
     run = open_run_branch(context, lakefs)
     frames = run.day_rows("raw_frames", partition)
     source = capture_source.drop(partition, s3)
-    result = import_annotations(source, capture_source.format, frames)
+    result = import_annotations(source, capture_source.format, frames,
+                                box_rules=contracts.contract("imported_annotations").boxes)
     for line in result.notes:
         context.log.warning(line)
     table_path = table_key("imported_annotations", partition)

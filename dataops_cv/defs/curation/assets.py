@@ -14,6 +14,7 @@ from dataops_cv.lib.curation.decisions import (
     CURATED_SCHEMA,
     CurationSample,
     NearPair,
+    day_reference,
     decide,
     split_list,
     summary,
@@ -30,6 +31,7 @@ from dataops_cv.lib.curation.tables import (
     ISSUES_SCHEMA,
     box_rows,
 )
+from dataops_cv.lib.curation.thresholds import QUALITY_COLUMNS, Limit, limits
 from dataops_cv.lib.lakefs.layout import side_key, table_key
 from dataops_cv.lib.lakefs.run_branch import RunBranch
 
@@ -109,6 +111,12 @@ def _excluded_metadata(run: RunBranch, rows: list[dict], samples: list[CurationS
                 preview_markdown(preview, "_nothing excluded_"))}
 
 
+def _limits_markdown(quality_limits: list[Limit], note: str) -> str:
+    return f"{note}\n\n| reason | limit | how it was found |\n|---|---|---|\n" + "\n".join(
+        f"| {q.reason} | {q.column} {'<' if q.side == 'low' else '>'} {q.value:.1f} | "
+        f"{q.basis} |" for q in quality_limits)
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="curation",
@@ -144,12 +152,15 @@ def curated_samples(
                          f"on {run.branch}; materialize fused_samples for this day first "
                          "(dataops_job does)")
     context_days = run.earlier_partitions(ASSET, partition, config.mislabel_context_days)
+    spec = contract.curation
+    history_days = run.earlier_partitions(ASSET, partition, spec.history_days)
     inputs = {"contract": contract.sha256, "config": config.model_dump(),
               "features": FEATURE_VERSION, "near_duplicates": repr(near_config),
               "mislabel": mislabels.MODEL_VERSION,
               **run.checksums([fused_path, *(table_key(a, partition) for a in (
                   "raw_frames", "labeled_annotations", "imported_annotations")),
-                  *(side_key(ASSET, d, "_boxes.parquet") for d in context_days)])}
+                  *(side_key(ASSET, d, "_boxes.parquet") for d in context_days),
+                  *(table_key(ASSET, d) for d in history_days)])}
     if run.unchanged(side["inputs.json"], inputs, [table_path]):
         context.log.info(f"inputs of {partition} unchanged since the last curation; nothing to do")
         commit = run.commit(f"{ASSET} {partition}: inputs unchanged")
@@ -181,7 +192,14 @@ def curated_samples(
         vectors = np.array([features[s.sha256]["embedding"] for s in useful], dtype=np.float32)
         return select_diverse(vectors, budget, [[b.class_name for b in s.boxes] for s in useful])
 
-    rows = decide(samples, contract.curation, pairs, found.issues, config.budget, select)
+    history = [r for d in history_days
+               for r in run.rows(table_key(ASSET, d), columns=QUALITY_COLUMNS)]
+    quality_limits, quality_note = limits(
+        spec, day_reference(samples, [partition, *history_days], history))
+    context.log.info(f"quality limits: {quality_note}: "
+                     + "; ".join(f"{q.reason} {q.column} {'<' if q.side == 'low' else '>'} "
+                                 f"{q.value:.1f}" for q in quality_limits))
+    rows = decide(samples, spec, pairs, found.issues, config.budget, select, quality_limits)
     run.put_rows(table_path, rows, CURATED_SCHEMA)
     run.put_rows(side["features.parquet"], [features[s] for s in shas], FEATURES_SCHEMA)
     run.put_rows(side["boxes.parquet"], box_rows(samples), BOXES_SCHEMA)
@@ -198,6 +216,7 @@ def curated_samples(
         **{f"count_curation_{k}": int(v) for k, v in counts.items()},
         "near_duplicate_pairs": len(pairs),
         "mislabel_check": dg.MetadataValue.text(found.note),
+        "quality_limits": dg.MetadataValue.md(_limits_markdown(quality_limits, quality_note)),
         **_excluded_metadata(run, rows, samples),
         **table_metadata(table=table_path, label_issues_table=side["label_issues.parquet"]),
     })

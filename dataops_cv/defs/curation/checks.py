@@ -1,14 +1,16 @@
-"""Blocking check on curation: every frame decided once, every exclusion with its reason."""
+"""Blocking checks on curation: every frame decided once, every exclusion with its reason, and
+no day collapsed by one reason."""
 
 import dagster as dg
 
 from dataops_cv.defs.curation.assets import curated_samples
 from dataops_cv.defs.partitions import daily_partitions
-from dataops_cv.defs.resources import LakeFSResource
+from dataops_cv.defs.resources import ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import open_run_branch
 from dataops_cv.lib.curation.decisions import check_rows, sample_id, summary
 
 CURATED_REASONS_CHECK = "curated_samples_reasons"
+CURATED_COLLAPSE_CHECK = "curated_samples_not_collapsed"
 
 
 @dg.asset_check(
@@ -41,4 +43,36 @@ def curated_samples_reasons(context: dg.AssetCheckExecutionContext,
         f"{counts['harmful']} harmful",
         metadata={"frames": len(expected), "problems": len(problems),
                   **{f"{k}": int(v) for k, v in counts.items() if v}},
+    )
+
+
+@dg.asset_check(
+    asset=curated_samples,
+    name=CURATED_COLLAPSE_CHECK,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="No harmful reason excludes more than the contract's max_excluded_share of the "
+    "day, and the day keeps a useful frame (error: a collapsed curation is not published); a "
+    "useless reason doing so, or a day waiting for labels, is a warning.",
+)
+def curated_samples_not_collapsed(context: dg.AssetCheckExecutionContext,
+                                  lakefs: LakeFSResource,
+                                  contracts: ContractsResource) -> dg.AssetCheckResult:
+    from dataops_cv.lib.curation.collapse import ERROR, judge_collapse
+
+    partition = context.partition_key
+    run = open_run_branch(context, lakefs, curated_samples.key)
+    spec = contracts.contract("curated_samples").curation
+    share = spec.max_excluded_share if spec is not None else 0.5
+    found = judge_collapse(run.day_rows("curated_samples", partition), share)
+    return dg.AssetCheckResult(
+        passed=found.passed,
+        severity=dg.AssetCheckSeverity.ERROR if found.severity in (None, ERROR)
+        else dg.AssetCheckSeverity.WARN,
+        description="; ".join(found.problems) if found.problems else
+        f"{found.useful} of {found.frames} frames useful; no reason excludes more than "
+        f"{share:.0%}",
+        metadata={"frames": found.frames, "useful": found.useful,
+                  "max_excluded_share": float(share),
+                  "reasons": dg.MetadataValue.json(found.histogram)},
     )

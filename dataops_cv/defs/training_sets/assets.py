@@ -17,6 +17,16 @@ from dataops_cv.lib.lakefs.run_branch import RunBranch
 from dataops_cv.lib.training_sets import collect
 
 
+TRAINING_SET_SAMPLES_CHECK = "training_set_has_samples"
+
+
+def _has_samples(ok: bool, description: str, **metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=TRAINING_SET_SAMPLES_CHECK, passed=ok, description=description,
+        severity=dg.AssetCheckSeverity.ERROR if ok else dg.AssetCheckSeverity.WARN,
+        metadata=metadata)
+
+
 class TrainingSetConfig(dg.Config):
     name: str = Field(default="default", description="Training-set name: lowercase letters, "
                       "digits and '-'; the tag is trainset-<name>-<version>.")
@@ -86,8 +96,13 @@ def _write(run: RunBranch, planned, name: str, version: str, max_shard_mb: int
     deps=["curated_samples", "augmented_samples"],
     code_version="1",
     # No useful sample in the window (e.g. days nobody labeled yet) means no training set: the
-    # asset is not materialized and no tag is made, rather than an empty set published.
+    # asset is not materialized and no tag is made, rather than an empty set published; the
+    # check below then fails as a warning with the window's reasons, so it is never silent.
     output_required=False,
+    check_specs=[dg.AssetCheckSpec(
+        TRAINING_SET_SAMPLES_CHECK, asset="training_set", blocking=True,
+        description="The window has useful samples to build a training set from (a warning "
+        "with the reasons histogram when it has none: nothing is published then).")],
 )
 def training_set(
     context: dg.AssetExecutionContext, config: TrainingSetConfig, lakefs: LakeFSResource,
@@ -131,14 +146,25 @@ def training_set(
     if run.exists(manifest_path) and not config.rebuild:
         context.log.info(f"{tag} already holds these inputs; nothing to build")
         commit = run.commit(f"training_set {partition}: {tag} unchanged")
-        yield dg.MaterializeResult(metadata={**commit_metadata(run, commit.id), **base_meta,
-                                             "unchanged": True})
+        yield dg.MaterializeResult(
+            metadata={**commit_metadata(run, commit.id), **base_meta, "unchanged": True},
+            check_results=[_has_samples(True, f"{tag} already built from these inputs")])
         return
 
     found = collect.collect(run, days, class_id, config.include_augmented)
     if not found.originals:
-        context.log.warning(f"training_set {partition}: no useful sample in the curated days "
-                            f"{days} (see curated_samples' reasons); no training set is made")
+        from dataops_cv.lib.curation.collapse import reasons_histogram
+
+        window = [r for d in days for r in run.day_rows(collect.CURATED, d)]
+        histogram = reasons_histogram(window)
+        message = (f"no useful sample among the {len(window)} curated frames of {days[0]}.."
+                   f"{days[-1]}, so no training set is made (reasons: "
+                   + (", ".join(f"{r} {n}" for r, n in histogram.items()) or "no frames")
+                   + "); see curated_samples_not_collapsed of those days for what to change")
+        context.log.warning(f"training_set {partition}: {message}")
+        yield _has_samples(False, message, frames=len(window),
+                           reasons=dg.MetadataValue.json(histogram),
+                           days=dg.MetadataValue.json(days))
         return
     pairs = near_duplicate_pairs(
         np.array([phash_from_hex(h) for h in found.phashes], dtype=np.uint64),
@@ -159,7 +185,8 @@ def training_set(
         f"training_set {partition}: {tag} with "
         + ", ".join(f"{n} {s}" for s, n in sorted(split_counts.items())),
         {"trainset_tag": tag, "trainset_version": version})
-    yield dg.MaterializeResult(metadata={
+    yield dg.MaterializeResult(check_results=[_has_samples(
+        True, f"{len(planned)} samples from {len(days)} curated day(s)")], metadata={
         **commit_metadata(run, commit.id),
         **base_meta,
         "unchanged": False,

@@ -26,7 +26,7 @@ from dataops_cv.lib.acquisition.sources import (
     Source,
     SourceError,
 )
-from dataops_cv.lib.core.annotations import Annotation
+from dataops_cv.lib.core.annotations import Annotation, BoxRules
 from dataops_cv.lib.core.images import orient_box
 from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
 
@@ -43,9 +43,12 @@ class LabelImport:
 
 def import_annotations(
     source: Source, fmt: str, frames: Sequence[Mapping[str, object]],
-    taxonomy: Sequence[str] | None = None,
+    taxonomy: Sequence[str] | None = None, box_rules: BoxRules | None = None,
 ) -> LabelImport:
     """Read the drop's annotation files (``fmt`` = auto, images, coco, voc, yolo, labelstudio).
+
+    Each box is converted by its format's convention, turned with its image, and then held to
+    ``box_rules`` (the annotations contract's ``boxes`` section; default :class:`BoxRules`).
 
     With ``auto``, a drop without any annotation format is an unlabeled drop (empty table and a
     note); with an explicit format, failing to read it is an error.
@@ -68,7 +71,7 @@ def import_annotations(
         except DatasetError as exc:
             return LabelImport(IMAGES_ONLY, notes=[f"no labels imported: {exc}"])
     dataset = load_dataset(source.root, fmt, taxonomy)
-    return _join(dataset, frames, label_revision(source))
+    return _join(dataset, frames, label_revision(source), box_rules or BoxRules())
 
 
 def label_revision(source: LocalSource) -> str:
@@ -84,7 +87,8 @@ def label_revision(source: LocalSource) -> str:
 
 
 def _join(
-    ds: ImportedDataset, frames: Sequence[Mapping[str, object]], revision: str
+    ds: ImportedDataset, frames: Sequence[Mapping[str, object]], revision: str,
+    rules: BoxRules,
 ) -> LabelImport:
     out = LabelImport(ds.format, quarantine=list(ds.quarantine))
     by_path = {str(f["rel_path"]): f for f in frames}
@@ -112,6 +116,10 @@ def _join(
                 f"annotation declares image size {size[0]}x{size[1]} but the image is "
                 f"{shown[0]}x{shown[1]} (stored {stored[0]}x{stored[1]})"))
             continue
+        implausible = rules.problem(*coords)
+        if implausible is not None:
+            out.quarantine.append(QuarantineRecord(uri, "annotation", *implausible))
+            continue
         out.rows.append(Annotation(
             image_sha256=str(frame["sha256"]),
             annotation_id=box.annotation_id,
@@ -133,7 +141,7 @@ def _join(
 def import_dropped_labels(
     root: Path, frames: Sequence[Mapping[str, object]], revision: str,
     taxonomy: Sequence[str] | None, read_frame: Callable[[Mapping[str, object]], bytes],
-    uri_prefix: str,
+    uri_prefix: str, box_rules: BoxRules | None = None,
 ) -> LabelImport:
     """Read label files committed without their images (a vendor drop on the labels branch).
 
@@ -151,7 +159,7 @@ def import_dropped_labels(
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(read_frame(frame) if fmt == "yolo" else b"")
-    result = _join(load_dataset(root, fmt, taxonomy), frames, revision)
+    result = _join(load_dataset(root, fmt, taxonomy), frames, revision, box_rules or BoxRules())
     local = (root.as_uri() + "/", f"{root}/")
     for i, q in enumerate(result.quarantine):
         for prefix in local:

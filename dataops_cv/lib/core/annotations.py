@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 
+from dataops_cv.lib.core.quarantine import Reason
+
 # A box, as every table that holds boxes spells it (annotations, curation's boxes, augmented
 # variants' boxes, training-set annotations and shards).
 BOX_FIELDS = (
@@ -87,3 +89,36 @@ def label_source(sha256: str, labeled: Mapping[str, list], imported: Mapping[str
     if sha256 in imported:
         return imported[sha256], "imported"
     return [], "none"
+
+
+@dataclass(frozen=True)
+class BoxRules:
+    """When a box that is valid in its format is still not a plausible object (the ``boxes``
+    section of an annotations contract). Applied after the format's own convention and the
+    EXIF turn, in every importer and the Label Studio pull; a box that breaks one is
+    quarantined with the rule and the value, and counts against the quarantine-rate rule.
+
+    ``min_side_px``: a side must be longer than this. The default (1 px) sets aside what a
+    Pascal VOC ``xmax = xmin`` becomes under VOC's inclusive pixel convention: one pixel, the
+    usual mark of a zero-width box written by a tool that ignores the convention, and nothing
+    a detector learns from. ``max_aspect_ratio``: the longer side over the shorter; None turns
+    the rule off.
+    """
+
+    min_side_px: float = 1.0
+    max_aspect_ratio: float | None = 50.0
+
+    def problem(self, x_min: float, y_min: float, x_max: float, y_max: float
+                ) -> tuple[Reason, str] | None:
+        """``(reason, detail)`` for an implausible box, None for a plausible one."""
+        w, h = x_max - x_min, y_max - y_min
+        short, long_ = min(w, h), max(w, h)
+        if short <= self.min_side_px + 1e-9:
+            return Reason.BOX_TOO_SMALL, (f"box ({x_min:g}, {y_min:g}, {x_max:g}, {y_max:g}) is {w:g} x "
+                                 f"{h:g} px: a side must be longer than {self.min_side_px:g} px "
+                                 "(contract boxes.min_side_px)")
+        if self.max_aspect_ratio is not None and long_ / short > self.max_aspect_ratio:
+            return Reason.BOX_IMPLAUSIBLE_ASPECT, (f"box ({x_min:g}, {y_min:g}, {x_max:g}, {y_max:g}) is {w:g} x "
+                              f"{h:g} px, aspect ratio {long_ / short:.0f}:1 > "
+                              f"{self.max_aspect_ratio:g}:1 (contract boxes.max_aspect_ratio)")
+        return None

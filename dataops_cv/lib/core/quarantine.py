@@ -22,6 +22,8 @@ class Reason(StrEnum):
     BOX_OUT_OF_BOUNDS = "box_out_of_bounds"
     BOX_DEGENERATE = "box_degenerate"  # zero or negative area
     BOX_NOT_FINITE = "box_not_finite"  # NaN or infinite coordinate
+    BOX_TOO_SMALL = "box_too_small"  # a side at or below the contract's boxes.min_side_px
+    BOX_IMPLAUSIBLE_ASPECT = "box_implausible_aspect"  # beyond boxes.max_aspect_ratio
     UNKNOWN_CLASS = "unknown_class"
     MALFORMED_SENSOR_RECORD = "malformed_sensor_record"
     ROTATED_BOX = "rotated_box"

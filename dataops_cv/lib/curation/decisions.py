@@ -6,8 +6,8 @@ from ingest, the contract's thresholds, near-duplicate pairs, label issues) is c
 
 * **harmful** (kept out because training on it hurts): ``likely_mislabeled`` (a box whose class
   an out-of-fold model confidently disputes), ``tiny_box`` (a box too small to learn from),
-  ``blurry``, ``underexposed``, ``overexposed``, ``low_contrast`` (below the contract's
-  ``curation`` thresholds);
+  ``blurry``, ``underexposed``, ``overexposed``, ``low_contrast`` (an outlier of its source's
+  own frames, or past an absolute floor: :mod:`dataops_cv.lib.curation.thresholds`);
 * **useless** (kept out because it adds nothing): ``exact_duplicate`` (same bytes as another
   frame of the day), ``near_duplicate`` (a re-encoded, resized or cropped copy of a frame that is
   kept), ``unlabeled`` (no boxes from labeling or import yet), ``not_selected`` (left out by
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from dataops_cv.lib.curation.thresholds import Limit, Reference, limits, reference_from_rows
 from dataops_cv.lib.validation.contracts import CurationSpec
 
 USEFUL, USELESS, HARMFUL = "useful", "useless", "harmful"
@@ -133,31 +134,30 @@ class _State:
     mislabeled: int = 0
 
 
-def _quality(s: CurationSample, spec: CurationSpec, st: _State) -> None:
-    def below(value: float | None, limit: float | None) -> bool:
-        return value is not None and limit is not None and value < limit
-
-    if below(s.laplacian_var, spec.min_laplacian_var):
-        st.reasons.append("blurry")
-        st.details.append(f"laplacian_var {s.laplacian_var:.1f} < {spec.min_laplacian_var:g}")
-    if below(s.brightness, spec.min_brightness):
-        st.reasons.append("underexposed")
-        st.details.append(f"brightness {s.brightness:.1f} < {spec.min_brightness:g}")
-    if s.brightness is not None and spec.max_brightness is not None \
-            and s.brightness > spec.max_brightness:
-        st.reasons.append("overexposed")
-        st.details.append(f"brightness {s.brightness:.1f} > {spec.max_brightness:g}")
-    if below(s.contrast, spec.min_contrast):
-        st.reasons.append("low_contrast")
-        st.details.append(f"contrast {s.contrast:.1f} < {spec.min_contrast:g}")
-    if spec.min_box_side_px is not None:
-        tiny = [b for b in s.boxes if b.short_side < spec.min_box_side_px]
+def _quality(s: CurationSample, limits: Sequence[Limit], min_box_side_px: float | None,
+             st: _State) -> None:
+    for limit in limits:
+        value = getattr(s, limit.column)
+        if limit.breached(value):
+            st.reasons.append(limit.reason)
+            st.details.append(limit.detail(value))
+    if min_box_side_px is not None:
+        tiny = [b for b in s.boxes if b.short_side < min_box_side_px]
         if tiny:
             st.reasons.append("tiny_box")
             st.details.append(
-                f"{len(tiny)} box(es) with a side < {spec.min_box_side_px:g} px ("
+                f"{len(tiny)} box(es) with a side < {min_box_side_px:g} px ("
                 + ", ".join(f"{b.class_name} {b.x_max - b.x_min:.0f}x{b.y_max - b.y_min:.0f}"
                             for b in tiny[:3]) + ")")
+
+
+def day_reference(samples: Sequence[CurationSample], days: Sequence[str] = (),
+                  history: Sequence[Mapping] = ()) -> Reference:
+    """The reference a day's thresholds come from: its own frames and ``history`` (rows with
+    the metric columns from earlier days of the same source)."""
+    rows = [{"sha256": s.sha256, "laplacian_var": s.laplacian_var, "brightness": s.brightness,
+             "contrast": s.contrast} for s in samples]
+    return reference_from_rows([*rows, *history], days)
 
 
 def _labels(s: CurationSample, issues: Mapping[str, BoxIssue], st: _State) -> None:
@@ -199,10 +199,14 @@ def decide(
     issues: Mapping[str, BoxIssue] | None = None,
     budget: int = 0,
     select: Callable[[list[CurationSample], int], list[int]] | None = None,
+    quality_limits: Sequence[Limit] | None = None,
 ) -> list[dict]:
     """One row per sample (``CURATED_SCHEMA``), in sample order.
 
     Args:
+        quality_limits: the blur / exposure / contrast limits (see
+            :func:`~dataops_cv.lib.curation.thresholds.limits`); None computes them from
+            ``spec`` with the samples themselves as the reference.
         near_pairs: near-duplicate pairs by sha256 (exact copies are found here from sha256).
         issues: disputed boxes by annotation id.
         budget: keep at most this many useful samples (0: no budget); ``select`` picks them
@@ -216,6 +220,8 @@ def decide(
         raise ValueError("sample ids must be unique within a curation")
     if budget > 0 and select is None:
         raise ValueError("a budget needs a select function")
+    if quality_limits is None:
+        quality_limits, _ = limits(spec, day_reference(samples))
     state = {s.sample_id: _State() for s in samples}
     holders: dict[str, CurationSample] = {}
     for s in sorted(samples, key=lambda s: (s.rel_path, s.sample_id)):
@@ -227,7 +233,7 @@ def decide(
             st.reasons.append("exact_duplicate")
             st.details.append(f"same bytes as {holder.rel_path}")
             st.duplicate_of = holder.sample_id
-        _quality(s, spec, st)
+        _quality(s, quality_limits, spec.min_box_side_px, st)
         _labels(s, issues, st)
 
     def harmful(s: CurationSample) -> bool:

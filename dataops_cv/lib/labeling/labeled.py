@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataops_cv.lib.acquisition.labels import import_dropped_labels
-from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA
+from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA, BoxRules
 from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
 from dataops_cv.lib.lakefs import layout
 from dataops_cv.lib.lakefs.run_branch import RefView
@@ -47,7 +47,7 @@ def _snapshot(labels: RefView, partition: str, frames: Sequence[dict], day: Labe
 
 
 def _drop(labels: RefView, partition: str, frames: Sequence[dict], taxonomy: Sequence[str],
-          day: LabeledDay) -> None:
+          day: LabeledDay, box_rules: BoxRules | None) -> None:
     prefix = layout.drop_prefix(partition)
     drop = list(labels.list(prefix))
     if not drop:
@@ -60,20 +60,21 @@ def _drop(labels: RefView, partition: str, frames: Sequence[dict], taxonomy: Seq
         result = import_dropped_labels(
             Path(tmp), list(frames), labels.ref, tuple(taxonomy),
             read_frame=lambda f: labels.read(str(f["object_key"])),
-            uri_prefix=f"lakefs://{labels.store.repository}/{labels.ref}/{prefix}")
+            uri_prefix=f"lakefs://{labels.store.repository}/{labels.ref}/{prefix}",
+            box_rules=box_rules)
     day.rows.extend(result.rows)
     day.quarantine.extend(result.quarantine)
     day.sources[result.format] = len(result.rows)
 
 
 def labeled_day(labels: RefView | None, partition: str, frames: Sequence[dict],
-                taxonomy: Sequence[str]) -> LabeledDay:
+                taxonomy: Sequence[str], box_rules: BoxRules | None = None) -> LabeledDay:
     """The day's boxes from the labels commit ``labels`` (None: no labels branch yet), each
     naming that commit as its ``label_revision``, sorted by image and annotation id; boxes of
     frames the day does not have are quarantined as ``missing_image``."""
     day = LabeledDay()
     if labels is not None:
         _snapshot(labels, partition, frames, day)
-        _drop(labels, partition, frames, taxonomy, day)
+        _drop(labels, partition, frames, taxonomy, day, box_rules)
     day.rows.sort(key=lambda r: (r["image_sha256"], r["annotation_id"]))
     return day

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from dataops_cv.lib.acquisition.importers.common import RecordRejected, validate_box
 from dataops_cv.lib.acquisition.importers.labelstudio import annotation_meta, result_box
-from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA, Annotation, annotation_id
+from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA, Annotation, BoxRules, annotation_id
 from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
 from dataops_cv.lib.labeling.labelstudio_client import parse_ls_time
 
@@ -71,8 +71,9 @@ class TaskLabels:
 
 
 def convert_task(task: Mapping, server: str, project: int, users: Mapping[int, str],
-                 taxonomy: Sequence[str]) -> TaskLabels:
-    """Every annotation of one Label Studio task (as the API returns it) in canonical rows."""
+                 taxonomy: Sequence[str], box_rules: BoxRules | None = None) -> TaskLabels:
+    """Every annotation of one Label Studio task (as the API returns it) in canonical rows;
+    boxes that break ``box_rules`` (default :class:`BoxRules`) are quarantined."""
     task_id = int(task["id"])
     data = task.get("data") or {}
     sha, partition = data.get("sha256"), data.get("partition")
@@ -91,12 +92,14 @@ def convert_task(task: Mapping, server: str, project: int, users: Mapping[int, s
     size = (data.get("width"), data.get("height"))
     classes = {name: i for i, name in enumerate(taxonomy)}
     for ann in annotations:
-        _convert_annotation(ann, out, base_uri, project, size, users, classes)
+        _convert_annotation(ann, out, base_uri, project, size, users, classes,
+                            box_rules or BoxRules())
     return out
 
 
 def _convert_annotation(ann: dict, out: TaskLabels, base_uri: str, project: int,
-                        size: tuple, users: Mapping[int, str], classes: Mapping[str, int]) -> None:
+                        size: tuple, users: Mapping[int, str], classes: Mapping[str, int],
+                        rules: BoxRules) -> None:
     ann_id = int(ann["id"])
     uri = f"{base_uri}#annotation={ann_id}"
     by = ann.get("completed_by")
@@ -125,6 +128,9 @@ def _convert_annotation(ann: dict, out: TaskLabels, base_uri: str, project: int,
                     f"box drawn on a {width}x{height} image, but the frame is "
                     f"{size[0]}x{size[1]}")
             x0, y0, x1, y1 = validate_box(coords, width, height)
+            implausible = rules.problem(x0, y0, x1, y1)
+            if implausible is not None:
+                raise RecordRejected(*implausible)
         except RecordRejected as exc:
             out.quarantine.append(QuarantineRecord(record, "annotation", exc.reason, exc.detail))
             continue

@@ -15,9 +15,10 @@ LAKEFS = LakeFSResource(endpoint="http://127.0.0.1:9", access_key_id="-", secret
 def test_every_contracted_asset_has_its_blocking_checks():
     blocking = blocking_checks_by_asset(defs().get_repository_def().asset_graph)
     assert blocking[dg.AssetKey("raw_frames")] == {"raw_frames_contract", "raw_frames_resolution"}
-    assert blocking[dg.AssetKey("curated_samples")] == {"curated_samples_contract",
-                                                         "curated_samples_reasons"}
-    assert blocking[dg.AssetKey("training_set")] == {"training_set_leakage"}
+    assert blocking[dg.AssetKey("curated_samples")] == {
+        "curated_samples_contract", "curated_samples_reasons", "curated_samples_not_collapsed"}
+    assert blocking[dg.AssetKey("training_set")] == {"training_set_leakage",
+                                                      "training_set_has_samples"}
     assert dg.AssetKey("label_snapshot") not in blocking
 
 

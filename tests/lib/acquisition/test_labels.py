@@ -12,6 +12,7 @@ from PIL import Image
 from dataops_cv.lib.acquisition.ingest import ingest_images
 from dataops_cv.lib.acquisition.labels import import_annotations
 from dataops_cv.lib.acquisition.sources import LocalSource
+from dataops_cv.lib.core.annotations import BoxRules
 from dataops_cv.lib.core.quarantine import Reason
 from tests.lib.acquisition.test_ingest import Store
 
@@ -76,3 +77,39 @@ def test_unlabeled_drop_in_auto_mode_is_images_only(tmp_path: Path):
     frames = ingest_images(source, "d", [], [], Store().put).rows
     result = import_annotations(source, "auto", frames)
     assert result.format == "images" and result.rows == [] and result.notes
+
+
+def _voc(name: str, size: tuple[int, int], boxes: list[tuple[int, int, int, int]]) -> str:
+    objects = "".join(
+        f"<object><name>car</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax>"
+        f"<ymax>{d}</ymax></bndbox></object>" for a, b, c, d in boxes)
+    return (f"<annotation><filename>{name}</filename><size><width>{size[0]}</width>"
+            f"<height>{size[1]}</height><depth>3</depth></size>{objects}</annotation>")
+
+
+def test_implausible_boxes_are_quarantined_after_the_formats_convention(tmp_path: Path):
+    """VOC's pixels are 1-based and inclusive: xmax = xmin is a box one pixel wide, the mark
+    of a zero-width box; it is set aside with its rule, as is a 1 px sliver (aspect)."""
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "JPEGImages" / "a.jpg").write_bytes(jpeg((200, 100)))
+    (tmp_path / "Annotations" / "a.xml").write_text(_voc("a.jpg", (200, 100), [
+        (11, 21, 40, 60),  # a 30 x 40 px box: kept
+        (50, 21, 50, 60),  # xmax = xmin: 1 px wide
+        (1, 10, 200, 12),  # 200 x 3 px: aspect 67:1
+        (100, 50, 101, 51),  # 2 x 2 px: small but plausible
+    ]))
+    source = LocalSource(tmp_path)
+    frames = ingest_images(source, "d", [], [], Store().put).rows
+    result = import_annotations(source, "voc", frames)
+    kept = [(r["x_min"], r["y_min"], r["x_max"], r["y_max"]) for r in result.rows]
+    assert sorted(kept) == [(10, 20, 40, 60), (99, 49, 101, 51)]
+    reasons = {q.reason: q.detail for q in result.quarantine}
+    assert sorted(reasons) == [Reason.BOX_IMPLAUSIBLE_ASPECT, Reason.BOX_TOO_SMALL]
+    assert "1 x 40 px" in reasons[Reason.BOX_TOO_SMALL]
+    assert "min_side_px" in reasons[Reason.BOX_TOO_SMALL]
+    assert "67:1 > 50:1" in reasons[Reason.BOX_IMPLAUSIBLE_ASPECT]
+    # The contract decides: looser rules keep both.
+    loose = import_annotations(source, "voc", frames,
+                               box_rules=BoxRules(min_side_px=0, max_aspect_ratio=None))
+    assert len(loose.rows) == 4 and loose.quarantine == []

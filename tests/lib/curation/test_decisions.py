@@ -136,7 +136,10 @@ def test_check_rows_finds_every_kind_of_inconsistency():
 def test_the_shipped_contract_has_the_thresholds_curation_applies():
     path = Path(__file__).resolve().parents[3] / "data_contracts" / "curated_samples.yaml"
     spec = load_contract(path).curation
-    assert spec is not None and spec.min_laplacian_var and spec.min_box_side_px
+    assert spec is not None and spec.robust_z and spec.min_box_side_px
+    # Floors only for what no domain can use; blur has none (a smooth domain is not bad data).
+    assert spec.min_laplacian_var is None and spec.min_contrast <= 2
+    assert spec.min_brightness <= 10 and spec.max_brightness >= 245
 
 
 def test_a_bad_curation_section_names_the_key(tmp_path):

@@ -60,6 +60,8 @@ def test_percent_boxes_become_pixels_for_every_annotator():
     ([rect("car", x=95.0, w=30.0)], Reason.BOX_OUT_OF_BOUNDS),  # 125% of the width
     ([rect("car", size=(640, 480))], Reason.BOX_OUT_OF_BOUNDS),  # drawn on another image size
     ([rect("car", w=0.0)], Reason.BOX_DEGENERATE),
+    ([rect("car", w=0.25)], Reason.BOX_TOO_SMALL),  # 0.8 px of a 320 px wide image
+    ([rect("car", w=90.0, h=0.5)], Reason.BOX_IMPLAUSIBLE_ASPECT),  # 288 x 1.2 px
     ([], Reason.EMPTY_ANNOTATION),
 ])
 def test_bad_results_are_quarantined_with_their_reason(result, reason):

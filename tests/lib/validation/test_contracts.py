@@ -216,6 +216,15 @@ BAD_CONTRACTS = [
      "drift.reference_partitions", ">= 1"),
     ("bad_schema_drift", lambda c: _set(c, "ignore", "schema_drift"), "schema_drift",
      "found 'ignore'"),
+    ("boxes_without_box_columns", lambda c: _set(c, {"min_side_px": 1}, "boxes"), "boxes",
+     "the table lacks ['x_min', 'y_min', 'x_max', 'y_max']"),
+    ("boxes_unknown_key", lambda c: _set(c, {"min_side": 1}, "boxes"), "boxes.min_side",
+     "unknown key"),
+    ("boxes_aspect_below_one", lambda c: (
+        [_set(c, {"type": "float64", "nullable": False}, "columns", k)
+         for k in ("x_min", "y_min", "x_max", "y_max")],
+        _set(c, {"max_aspect_ratio": 0.5}, "boxes")),
+     "boxes.max_aspect_ratio", "a ratio >= 1"),
 ]
 
 

@@ -30,7 +30,7 @@ def labeled_annotations(context: dg.AssetExecutionContext, lakefs: LakeFSResourc
     if revision is None and store.branch_exists(lakefs.labels_branch):
         revision = store.head(lakefs.labels_branch)
     day = labeled_day(run.at(revision) if revision is not None else None, partition, frames,
-                      contracts.taxonomy())
+                      contracts.taxonomy(), contracts.contract("labeled_annotations").boxes)
     table_path = table_key("labeled_annotations", partition)
     run.put_rows(table_path, day.rows, ANNOTATION_SCHEMA)
     q_path = run.put_quarantine("labeled_annotations", partition, day.quarantine)

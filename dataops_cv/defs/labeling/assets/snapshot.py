@@ -106,7 +106,8 @@ def label_snapshot(
         context.log.info(f"Label Studio project {project}: nothing changed since {pull.since}")
         return dg.MaterializeResult(metadata={**base, "partitions": dg.MetadataValue.json([])})
 
-    converted = [convert_task(t, label_studio.url, project, pull.users, taxonomy)
+    box_rules = contracts.contract("labeled_annotations").boxes
+    converted = [convert_task(t, label_studio.url, project, pull.users, taxonomy, box_rules)
                  for t in plan.changed]
     counts = _write_days(run, pull, converted, label_studio.url)
     kept = {tid: row for tid, row in ((int(r["ls_task_id"]), r) for r in index_rows)

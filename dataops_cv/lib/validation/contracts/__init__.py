@@ -44,11 +44,20 @@ One key per line and one list item per line, so a change to a contract is a one-
       p_min: 0.01                    # in (0, 1]; a test p below it flags the column ...
       min_effect: 0.1                # ... if KS D / largest class-share change >= this
     curation:                        # optional: quality thresholds curation applies (null: off)
-      min_laplacian_var: 30          # blur: variance of the Laplacian of luma
-      min_brightness: 25             # exposure: mean luma, 0-255
-      max_brightness: 235
-      min_contrast: 4                # standard deviation of luma
-      min_box_side_px: 4             # a box whose shorter side is smaller is tiny
+      robust_z: 3.5                  # relative: robust SDs beyond the source's median
+      history_days: 7                # earlier curated days in the reference
+      min_reference_frames: 20       # fewer distinct frames: the floors only
+      min_laplacian_var: null        # absolute floors: blur (variance of the Laplacian of luma)
+      min_brightness: 10             # exposure: mean luma, 0-255
+      max_brightness: 245
+      min_contrast: 2                # standard deviation of luma
+      min_box_side_px: 5             # a box whose shorter side is smaller is tiny
+      max_excluded_share: 0.5        # one reason excluding more of a day fails the check
+      sources:                       # optional: any key above, for one source
+        microscope: {robust_z: 5}
+    boxes:                           # optional, tables with x_min..y_max: plausible boxes
+      min_side_px: 1                 # a side must be longer (after the format's convention)
+      max_aspect_ratio: 50           # longer side / shorter side; null: off
 
 ``taxonomy.yaml`` is not a table: ``classes:`` lists the class names (one per line, snake_case)
 that ``in_set_from: taxonomy`` expands to; pass ``taxonomy=[...]`` to :func:`load_contract` to

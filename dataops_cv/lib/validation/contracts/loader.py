@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from dataops_cv.lib.core.annotations import XYXY, BoxRules
 from dataops_cv.lib.validation.contracts.spec import (
     NUMERIC_TYPES,
     PAIR_OPS,
@@ -82,7 +83,7 @@ def load_contract(path: Path, taxonomy: Sequence[str] | None = None) -> Contract
     m = r.mapping(data, "")
     r.keys(m, "", ["table", "columns"],
            ["description", "record_id", "schema_drift", "extra_columns", "extra_column_type",
-            "expectations", "drift", "curation"])
+            "expectations", "drift", "curation", "boxes"])
     table = r.snake(m["table"], "table")
     if table != path.stem:
         r.fail("table", f"expected {path.stem!r} (the file name), found {table!r}")
@@ -111,10 +112,12 @@ def load_contract(path: Path, taxonomy: Sequence[str] | None = None) -> Contract
     rules = _rules(r, m.get("expectations", []), names, columns, table)
     drift = _drift(r, m["drift"], columns) if "drift" in m else None
     curation = _curation(r, m["curation"]) if "curation" in m else None
+    boxes = _boxes(r, m["boxes"], names) if "boxes" in m else None
     return Contract(table=table, description=description, columns=columns, rules=rules,
                     schema_drift=schema_drift, extra_columns=extra, extra_column_type=extra_type,
                     drift=drift, record_id=record_id, path=str(path),
-                    sha256=hashlib.sha256(raw).hexdigest(), curation=curation)
+                    sha256=hashlib.sha256(raw).hexdigest(), curation=curation,
+                    boxes=boxes)
 
 
 def _lazy_classes(r: YamlReader, path: Path, taxonomy: Sequence[str] | None
@@ -335,22 +338,60 @@ def _drift(r: YamlReader, value: object, columns: tuple[ColumnSpec, ...]) -> Dri
     return DriftSpec(cols, psi, p_min, effect, n_ref, min_rows)
 
 
-def _curation(r: YamlReader, value: object) -> CurationSpec:
-    m = r.mapping(value, "curation")
+def _boxes(r: YamlReader, value: object, names: set[str]) -> BoxRules:
+    m = r.mapping(value, "boxes")
+    r.keys(m, "boxes", [], ["min_side_px", "max_aspect_ratio"])
+    missing = [c for c in XYXY if c not in names]
+    if missing:
+        r.fail("boxes", f"box rules need the columns {list(XYXY)}; the table lacks {missing}")
+    side = float(r.number(m.get("min_side_px", BoxRules.min_side_px), "boxes.min_side_px"))
+    if side < 0:
+        r.fail("boxes.min_side_px", f"expected a number >= 0, found {side}")
+    aspect: float | None = BoxRules.max_aspect_ratio
+    if "max_aspect_ratio" in m:
+        aspect = None if m["max_aspect_ratio"] is None else float(
+            r.number(m["max_aspect_ratio"], "boxes.max_aspect_ratio"))
+        if aspect is not None and aspect < 1:
+            r.fail("boxes.max_aspect_ratio", f"expected a ratio >= 1 (or null), found {aspect}")
+    return BoxRules(min_side_px=side, max_aspect_ratio=aspect)
+
+
+_CURATION_NUMBERS = ("min_laplacian_var", "min_brightness", "max_brightness", "min_contrast",
+                     "min_box_side_px", "robust_z")
+_CURATION_INTEGERS = ("history_days", "min_reference_frames")
+
+
+def _curation(r: YamlReader, value: object, key: str = "curation",
+              base: CurationSpec | None = None) -> CurationSpec:
+    """The ``curation`` section; under ``sources:``, each source's keys override ``base``."""
+    m = r.mapping(value, key)
     names = [f.name for f in dataclasses.fields(CurationSpec)]
-    r.keys(m, "curation", [], names)
-    found: dict[str, float | None] = {}
-    for name in names:
-        v = m.get(name)
-        if v is None:
+    r.keys(m, key, [], names if base is None else [n for n in names if n != "sources"])
+    found: dict[str, object] = {}
+    for name in _CURATION_NUMBERS:
+        if name not in m:
             continue
-        number = float(r.number(v, f"curation.{name}"))
+        if m[name] is None:
+            found[name] = None
+            continue
+        number = float(r.number(m[name], f"{key}.{name}"))
         if number < 0:
-            r.fail(f"curation.{name}", f"expected a number >= 0 (or null), found {number}")
+            r.fail(f"{key}.{name}", f"expected a number >= 0 (or null), found {number}")
         found[name] = number
-    spec = CurationSpec(**found)
+    for name in _CURATION_INTEGERS:
+        if name in m:
+            found[name] = r.integer(m[name], f"{key}.{name}", 0 if name == "history_days" else 1)
+    if "max_excluded_share" in m:
+        found["max_excluded_share"] = r.fraction(m["max_excluded_share"],
+                                                 f"{key}.max_excluded_share")
+    spec = dataclasses.replace(base, **found) if base is not None else CurationSpec(**found)
     if spec.min_brightness is not None and spec.max_brightness is not None \
             and spec.min_brightness >= spec.max_brightness:
-        r.fail("curation.max_brightness", f"expected more than min_brightness "
+        r.fail(f"{key}.max_brightness", f"expected more than min_brightness "
                f"{spec.min_brightness}, found {spec.max_brightness}")
+    if base is None and "sources" in m:
+        overrides = r.mapping(m["sources"], f"{key}.sources")
+        spec = dataclasses.replace(spec, sources=tuple(
+            (str(name), _curation(r, v, f"{key}.sources.{name}", spec))
+            for name, v in sorted(overrides.items())))
     return spec

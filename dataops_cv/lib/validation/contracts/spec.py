@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dataops_cv.lib.core.annotations import BoxRules
+
 TYPES = ("string", "int8", "int16", "int32", "int64", "float32", "float64", "bool", "timestamp")
 NUMERIC_TYPES = frozenset({"int8", "int16", "int32", "int64", "float32", "float64"})
 SEVERITIES = ("error", "warn")
@@ -156,11 +158,17 @@ class DriftSpec:
 @dataclass(frozen=True)
 class CurationSpec:
     """Quality thresholds curation applies to a table's samples (a ``curation`` section): a
-    sample below one of them is kept out of training sets as harmful, with the threshold named.
+    sample beyond one of them is kept out of training sets as harmful, with the threshold named.
 
-    ``None`` turns a threshold off. Blur is the variance of the Laplacian of luma, exposure the
-    mean luma (0-255), contrast its standard deviation, and a tiny box one whose shorter side in
-    pixels is below ``min_box_side_px``.
+    Blur is the variance of the Laplacian of luma, exposure the mean luma (0-255), contrast its
+    standard deviation, and a tiny box one whose shorter side in pixels is below
+    ``min_box_side_px``. ``min_laplacian_var`` ... ``min_contrast`` are absolute floors for
+    frames no domain can use (black, white, near-constant); ``robust_z`` sets the thresholds
+    relative to the source's own recent frames (see :mod:`dataops_cv.lib.curation.thresholds`):
+    ``history_days`` earlier curated days join the day in the reference, which needs at least
+    ``min_reference_frames`` frames. ``max_excluded_share``: one reason excluding more of a day
+    than this fails the curation check. ``sources`` overrides any of these for one source.
+    ``None`` turns a threshold off.
     """
 
     min_laplacian_var: float | None = None
@@ -168,6 +176,18 @@ class CurationSpec:
     max_brightness: float | None = None
     min_contrast: float | None = None
     min_box_side_px: float | None = None
+    robust_z: float | None = None
+    history_days: int = 7
+    min_reference_frames: int = 20
+    max_excluded_share: float = 0.5
+    sources: tuple[tuple[str, CurationSpec], ...] = ()
+
+    def for_source(self, source: str | None) -> CurationSpec:
+        """The thresholds of one source: its override where the contract has one."""
+        for name, spec in self.sources:
+            if name == source:
+                return spec
+        return self
 
 
 @dataclass(frozen=True)
@@ -186,6 +206,7 @@ class Contract:
     path: str
     sha256: str  # of the contract file's bytes: names the exact contract a report was made with
     curation: CurationSpec | None = None
+    boxes: BoxRules | None = None  # plausibility of the boxes of an annotations table
 
     @property
     def column_names(self) -> tuple[str, ...]:
