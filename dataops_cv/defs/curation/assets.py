@@ -45,6 +45,9 @@ class CurationConfig(dg.Config):
     mislabel_min_boxes: int = Field(
         default=200, description="Fewer boxes (the day's plus context) than this: the "
         "mislabel model is not trained and the metadata says so.")
+    mislabel_min_frames: int = Field(
+        default=20, description="Fewer labeled frames (the day's plus context) than this: the "
+        "mislabel model is not trained (its folds are whole frames) and the metadata says so.")
     mislabel_context_days: int = Field(
         default=6, description="Earlier curated days whose boxes also train the mislabel "
         "model (never scored), so a small day is judged by a model that saw enough.")
@@ -185,7 +188,8 @@ def curated_samples(
         context_boxes((run.rows(side_key(ASSET, d, "_boxes.parquet"))
                        for d in reversed(context_days)), samples,
                       config.mislabel_context_max_boxes),
-        LabelIssueParams(config.mislabel_min_boxes, config.mislabel_min_agreement))
+        LabelIssueParams(config.mislabel_min_boxes, config.mislabel_min_agreement,
+                         config.mislabel_min_frames))
     context.log.info(f"mislabel check: {found.note}")
 
     def select(useful: list[CurationSample], budget: int) -> list[int]:

@@ -143,4 +143,4 @@ def _store_blobs(
         keys.append(stored[rel])
         keep.append(True)
     table = table.append_column(OBJECT_KEY, pa.array(keys, pa.string()))
-    return table.filter(pa.array(keep)), missing, uploaded
+    return table.filter(pa.array(keep, pa.bool_())), missing, uploaded

@@ -4,8 +4,10 @@ One row per frame of the day (exact copies keep their own row). The evidence (qu
 from ingest, the contract's thresholds, near-duplicate pairs, label issues) is computed elsewhere;
 :func:`decide` only combines it, so the rules are in one place and can be read in one sitting:
 
-* **harmful** (kept out because training on it hurts): ``likely_mislabeled`` (a box whose class
-  an out-of-fold model confidently disputes), ``tiny_box`` (a box too small to learn from),
+* **harmful** (kept out because training on it hurts): ``likely_mislabeled`` (boxes whose class
+  an out-of-fold model confidently disputes), ``tiny_box`` (boxes too small to learn from) —
+  both when they are more than ``max_bad_box_share`` of the frame's boxes (its disputed boxes
+  are counted in ``mislabeled_boxes`` either way, for the audit queue),
   ``blurry``, ``underexposed``, ``overexposed``, ``low_contrast`` (an outlier of its source's
   own frames, or past an absolute floor: :mod:`dataops_cv.lib.curation.thresholds`);
 * **useless** (kept out because it adds nothing): ``exact_duplicate`` (same bytes as another
@@ -135,7 +137,7 @@ class _State:
 
 
 def _quality(s: CurationSample, limits: Sequence[Limit], min_box_side_px: float | None,
-             st: _State) -> None:
+             max_bad_box_share: float, st: _State) -> None:
     for limit in limits:
         value = getattr(s, limit.column)
         if limit.breached(value):
@@ -143,12 +145,20 @@ def _quality(s: CurationSample, limits: Sequence[Limit], min_box_side_px: float 
             st.details.append(limit.detail(value))
     if min_box_side_px is not None:
         tiny = [b for b in s.boxes if b.short_side < min_box_side_px]
-        if tiny:
+        if _too_many(len(tiny), len(s.boxes), max_bad_box_share):
             st.reasons.append("tiny_box")
             st.details.append(
-                f"{len(tiny)} box(es) with a side < {min_box_side_px:g} px ("
+                f"{len(tiny)} of {len(s.boxes)} box(es) with a side < {min_box_side_px:g} px "
+                f"(> {max_bad_box_share:.0%} of the frame's boxes; "
                 + ", ".join(f"{b.class_name} {b.x_max - b.x_min:.0f}x{b.y_max - b.y_min:.0f}"
                             for b in tiny[:3]) + ")")
+
+
+def _too_many(bad: int, boxes: int, share: float) -> bool:
+    """Whether a frame's bad boxes make the whole frame harmful. One bad box in a handful is a
+    frame not worth training on; one in the hundreds of a dense scene (tree crowns, cells,
+    crowds) is not a reason to throw away all the others."""
+    return bad > 0 and bad > share * boxes
 
 
 def day_reference(samples: Sequence[CurationSample], days: Sequence[str] = (),
@@ -160,16 +170,17 @@ def day_reference(samples: Sequence[CurationSample], days: Sequence[str] = (),
     return reference_from_rows([*rows, *history], days)
 
 
-def _labels(s: CurationSample, issues: Mapping[str, BoxIssue], st: _State) -> None:
+def _labels(s: CurationSample, issues: Mapping[str, BoxIssue], max_bad_box_share: float,
+            st: _State) -> None:
     if s.label_source == "none":
         st.reasons.append("unlabeled")
         st.details.append("no boxes from labeling or import")
         return
     disputed = [(b, issues[b.annotation_id]) for b in s.boxes if b.annotation_id in issues]
-    if disputed:
-        st.mislabeled = len(disputed)
+    st.mislabeled = len(disputed)
+    if _too_many(len(disputed), len(s.boxes), max_bad_box_share):
         st.reasons.append("likely_mislabeled")
-        st.details.append("; ".join(
+        st.details.append(f"{len(disputed)} of {len(s.boxes)} box(es) disputed: " + "; ".join(
             f"box {b.annotation_id[:8]} labeled {i.given} (p={i.given_prob:.2f}), model says "
             f"{i.suggested} (p={i.suggested_prob:.2f})" for b, i in disputed[:3]))
 
@@ -233,8 +244,8 @@ def decide(
             st.reasons.append("exact_duplicate")
             st.details.append(f"same bytes as {holder.rel_path}")
             st.duplicate_of = holder.sample_id
-        _quality(s, quality_limits, spec.min_box_side_px, st)
-        _labels(s, issues, st)
+        _quality(s, quality_limits, spec.min_box_side_px, spec.max_bad_box_share, st)
+        _labels(s, issues, spec.max_bad_box_share, st)
 
     def harmful(s: CurationSample) -> bool:
         return any(r in HARMFUL_REASONS for r in state[s.sample_id].reasons)

@@ -16,6 +16,9 @@ from dataops_cv.lib.curation.decisions import BoxIssue, CurationSample, LabelBox
 class LabelIssueParams:
     min_boxes: int = 200  # fewer boxes (day + context) than this: no model, and the note says so
     min_agreement: float = 0.8  # a weaker model's disputes are not used
+    # Folds are whole frames: with only a few, each fold's model learns other scenes, and what it
+    # disputes is the difference between scenes (or sub-datasets), not labels.
+    min_frames: int = 20
 
 
 @dataclass
@@ -104,6 +107,10 @@ def find_day_label_issues(read: Callable[[str], bytes], samples: Sequence[Curati
     if n_day + n_context < params.min_boxes:
         return LabelIssues(note=f"not checked: {n_day} boxes of the day and {n_context} of "
                            f"earlier days are fewer than mislabel_min_boxes={params.min_boxes}")
+    if len(day) + len(context) < params.min_frames:
+        return LabelIssues(note=f"not checked: {len(day)} labeled frames of the day and "
+                           f"{len(context)} of earlier days are fewer than "
+                           f"mislabel_min_frames={params.min_frames}")
     scored = _crops(read, day)
     assert scored is not None
     crops, geometry, names, groups, ids, judged = scored

@@ -47,3 +47,13 @@ def test_missing_sweep_is_quarantined_with_its_row(tmp_path: Path):
     assert [q.reason for q in result.quarantine] == [Reason.MALFORMED_SENSOR_RECORD]
     assert victim.name in result.quarantine[0].detail
     assert result.table.num_rows > 0  # every other reading survives
+
+
+def test_a_csv_that_is_no_sensor_log_is_quarantined_not_a_crash(tmp_path: Path):
+    """Public datasets ship stray CSVs (deeva's toy data plants one); with no rows left, the
+    log is set aside with its reason and the drop's sensor table is empty."""
+    (tmp_path / "notes.csv").write_text("Doesn't matter\n")
+    result = ingest_sensor_logs(LocalSource(tmp_path), None, [], Store().put)
+    assert result.table.num_rows == 0 and result.counts["sensor_logs"] == 1
+    assert [q.reason for q in result.quarantine] == [Reason.MALFORMED_SENSOR_RECORD]
+    assert "missing required column(s)" in result.quarantine[0].detail

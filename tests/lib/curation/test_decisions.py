@@ -152,3 +152,21 @@ def test_a_bad_curation_section_names_the_key(tmp_path):
                         "curation:\n" + body)
         with pytest.raises(ContractError, match=key.replace(".", r"\.")):
             load_contract(path)
+
+
+def test_one_bad_box_spoils_a_sparse_frame_but_not_a_dense_one():
+    """A dense scene (tree crowns, cells, crowds) keeps its hundreds of good boxes when one is
+    tiny or disputed; the disputed count is kept for the audit queue either way."""
+    spec = replace(SPEC, max_bad_box_share=0.1)
+    sparse = frame("s", boxes=(box("s-a"), box("s-t", w=3, h=30)))
+    dense = frame("d", boxes=tuple(box(f"d-{i}") for i in range(30)) + (box("d-t", w=3),))
+    issues = {"s-a": BoxIssue("car", "truck", 0.01, 0.97), "d-0": BoxIssue("car", "truck", 0.01,
+                                                                            0.97)}
+    rows = by_path(decide([sparse, dense], spec, issues=issues))
+    assert split_list(rows["s"]["reasons"]) == ["likely_mislabeled", "tiny_box"]
+    assert "1 of 2 box(es) disputed" in rows["s"]["detail"]
+    assert rows["d"]["decision"] == "useful" and rows["d"]["mislabeled_boxes"] == 1
+    four_bad = frame("d", boxes=dense.boxes, sha256="e" * 8)
+    many = {f"d-{i}": BoxIssue("car", "truck", 0.01, 0.97) for i in range(4)}
+    row = decide([four_bad], spec, issues=many)[0]
+    assert row["reason"] == "likely_mislabeled" and "4 of 31 box(es) disputed" in row["detail"]

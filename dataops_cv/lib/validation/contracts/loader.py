@@ -381,9 +381,9 @@ def _curation(r: YamlReader, value: object, key: str = "curation",
     for name in _CURATION_INTEGERS:
         if name in m:
             found[name] = r.integer(m[name], f"{key}.{name}", 0 if name == "history_days" else 1)
-    if "max_excluded_share" in m:
-        found["max_excluded_share"] = r.fraction(m["max_excluded_share"],
-                                                 f"{key}.max_excluded_share")
+    for name in ("max_excluded_share", "max_bad_box_share"):
+        if name in m:
+            found[name] = r.fraction(m[name], f"{key}.{name}")
     spec = dataclasses.replace(base, **found) if base is not None else CurationSpec(**found)
     if spec.min_brightness is not None and spec.max_brightness is not None \
             and spec.min_brightness >= spec.max_brightness:

@@ -167,8 +167,9 @@ class CurationSpec:
     relative to the source's own recent frames (see :mod:`dataops_cv.lib.curation.thresholds`):
     ``history_days`` earlier curated days join the day in the reference, which needs at least
     ``min_reference_frames`` frames. ``max_excluded_share``: one reason excluding more of a day
-    than this fails the curation check. ``sources`` overrides any of these for one source.
-    ``None`` turns a threshold off.
+    than this fails the curation check. ``max_bad_box_share``: tiny or disputed boxes make their
+    frame harmful when they are more than this share of its boxes (0: any one). ``sources``
+    overrides any of these for one source. ``None`` turns a threshold off.
     """
 
     min_laplacian_var: float | None = None
@@ -180,6 +181,7 @@ class CurationSpec:
     history_days: int = 7
     min_reference_frames: int = 20
     max_excluded_share: float = 0.5
+    max_bad_box_share: float = 0.0
     sources: tuple[tuple[str, CurationSpec], ...] = ()
 
     def for_source(self, source: str | None) -> CurationSpec:
