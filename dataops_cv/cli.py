@@ -118,6 +118,8 @@ def _run_config(args: argparse.Namespace) -> dict:
         source["uri"] = args.source
     if args.format:
         source["format"] = args.format
+    if args.source_name:
+        source["name"] = args.source_name
     if source:
         resources = config.setdefault("resources", {})
         capture = resources.setdefault("capture_source", {}).setdefault("config", {})
@@ -367,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: $DATAOPS_CV_SOURCE or synthetic://)")
         sp.add_argument("--format", choices=["auto", "images", "coco", "voc", "yolo", "labelstudio"],
                         help="dataset format of the source (default: auto-detect)")
+        sp.add_argument("--source-name", help="name of the source (rig, vendor, public set): "
+                        "curation judges its frames against its own earlier frames (default: "
+                        "$DATAOPS_CV_SOURCE_NAME, else the folder or prefix name)")
         sp.add_argument("--config", help="YAML/JSON Dagster run config file")
         sp.add_argument("--json", action="store_true", help="print one JSON report")
         sp.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],

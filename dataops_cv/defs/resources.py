@@ -11,7 +11,13 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from dataops_cv.lib.acquisition.sources import Source, open_source, partition_source
+from dataops_cv.lib.acquisition.sources import (
+    Source,
+    open_source,
+    partition_source,
+    source_name,
+    validate_source_name,
+)
 from dataops_cv.lib.labeling.labelstudio_client import LabelStudioClient
 from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
 from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
@@ -93,6 +99,10 @@ class CaptureSourceResource(dg.ConfigurableResource):
 
     uri: str = SYNTHETIC_SCHEME
     format: str = "auto"  # auto | images | coco | voc | yolo | labelstudio
+    # The source's name (rig, vendor, public set): curation judges a frame against the recent
+    # frames of its own source, and the contract may override thresholds per name. Empty: from
+    # the URI (dataops_cv.lib.acquisition.sources.source_name).
+    name: str = ""
     synthetic_seed: int = 0
     synthetic_sessions: int = 1
     synthetic_frames: int = 12  # per session and camera
@@ -105,6 +115,11 @@ class CaptureSourceResource(dg.ConfigurableResource):
     synthetic_class_weights: dict[str, float] = {}  # empty: the generator's default class mix
     cache_dir: str = ".dataops-cv/cache"
     max_pixels: int = 100_000_000
+
+    @property
+    def source_name(self) -> str:
+        """The configured name, else the one the URI gives; ValueError for an invalid name."""
+        return validate_source_name(self.name) if self.name else source_name(self.uri)
 
     @property
     def is_synthetic(self) -> bool:
@@ -184,6 +199,7 @@ def resources() -> dg.Definitions:
             "capture_source": CaptureSourceResource(
                 uri=os.environ.get("DATAOPS_CV_SOURCE", SYNTHETIC_SCHEME),
                 format=os.environ.get("DATAOPS_CV_SOURCE_FORMAT", "auto"),
+                name=os.environ.get("DATAOPS_CV_SOURCE_NAME", ""),
                 cache_dir=str(Path(os.environ.get("DATAOPS_CV_HOME", ".dataops-cv")) / "cache"),
             ),
             # Any S3-protocol endpoint (AWS, MinIO, lakeFS's S3 gateway); unset means AWS.

@@ -103,7 +103,7 @@ def test_voc_folder_a_new_user_points_at(store, deepforest_data, tmp_path):
     env = {**os.environ, "DATAOPS_CV_HOME": str(tmp_path / "state")}
     proc = subprocess.run(
         [sys.executable, "-m", "dataops_cv.cli", "run", "--source", str(root), "--format", "voc",
-         "--partition", "2026-01-01", "--json"],
+         "--source-name", "deepforest", "--partition", "2026-01-01", "--json"],
         env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
@@ -115,6 +115,7 @@ def test_voc_folder_a_new_user_points_at(store, deepforest_data, tmp_path):
     frames = from_parquet_bytes(store.get_object("main", table_key("raw_frames", "2026-01-01")))
     assert labels.num_rows == 951
     assert set(labels["image_sha256"].to_pylist()) == set(frames["sha256"].to_pylist())
+    assert set(frames["source"].to_pylist()) == {"deepforest"}
     assert sorted(set(labels["class_name"].to_pylist())) == ["Alive", "Dead", "Tree"]
 
 

@@ -63,8 +63,9 @@ def cells_tree(data: Path, root: Path) -> Path:
     return root
 
 
-def _run(root: Path, instance, select=PIPELINE, fmt: str = "voc"):
-    config = {"resources": {"capture_source": {"config": {"uri": str(root), "format": fmt}}}}
+def _run(root: Path, instance, select=PIPELINE, fmt: str = "voc", name: str = ""):
+    config = {"resources": {"capture_source": {"config": {"uri": str(root), "format": fmt,
+                                                          "name": name}}}}
     return run_pipeline(PARTITION, run_config=config, instance=instance, select=select)
 
 
@@ -85,7 +86,7 @@ def test_a_real_dataset_through_the_whole_graph(name, request, store, dagster_in
                                                 tmp_path):
     fixture, tree, fmt, n_frames, n_boxes, set_aside = DATASETS[name]
     root = tree(request.getfixturevalue(fixture), tmp_path / name)
-    report = _run(root, dagster_instance, fmt=fmt)
+    report = _run(root, dagster_instance, fmt=fmt, name=name)
     assert report.status == "SUCCESS" and report.publish_status == "merged", (
         report.error, [c for c in report.checks if not c["passed"]])
     c = report.counts
@@ -99,7 +100,7 @@ def test_a_real_dataset_through_the_whole_graph(name, request, store, dagster_in
     assert found == set_aside
 
     curated = _table(store, "main", table_key("curated_samples", PARTITION))
-    assert len(curated) == n_frames
+    assert len(curated) == n_frames and {r["source"] for r in curated} == {name}
     useful = [r for r in curated if r["decision"] == "useful"]
     assert len(useful) >= 0.8 * n_frames, {r["rel_path"]: r["reasons"] for r in curated}
     for r in curated:

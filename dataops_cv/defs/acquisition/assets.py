@@ -39,6 +39,10 @@ def raw_frames(
     partition = context.partition_key
     run = open_run_branch(context, lakefs)
     source = capture_source.drop(partition, s3)
+    try:
+        name = capture_source.source_name
+    except ValueError as exc:
+        raise dg.Failure(f"capture_source.name: {exc}") from exc
     table_path = table_key("raw_frames", partition)
     context.log.info(f"ingesting {source.uri} into {run.branch} ({table_path})")
 
@@ -50,13 +54,14 @@ def raw_frames(
         put=run.put_content_addressed,
         max_pixels=capture_source.max_pixels,
         progress=lambda done, total: context.log.info(f"read {done}/{total} new or changed files"),
+        source_name=name,
     )
     run.put_rows(table_path, result.rows, FRAMES_SCHEMA)
     q_path = run.put_quarantine("raw_frames", partition, result.quarantine)
     c = result.counts
     commit = run.commit(
         f"raw_frames {partition}: {c['ingested']} frames, {c['quarantined']} quarantined",
-        {"source_uri": source.uri},
+        {"source_uri": source.uri, "source": name},
     )
     preview = [(run.read(r["object_key"]), []) for r in result.rows[:PREVIEW_FRAMES]]
     return dg.MaterializeResult(

@@ -31,7 +31,7 @@ from dataops_cv.lib.curation.tables import (
     ISSUES_SCHEMA,
     box_rows,
 )
-from dataops_cv.lib.curation.thresholds import QUALITY_COLUMNS, Limit, limits
+from dataops_cv.lib.curation.thresholds import Limit, limits
 from dataops_cv.lib.lakefs.layout import side_key, table_key
 from dataops_cv.lib.lakefs.run_branch import RunBranch
 
@@ -85,6 +85,13 @@ def _samples(run: RunBranch, partition: str) -> list[CurationSample]:
             change.id if change else None)
     except CurationInputError as exc:
         raise dg.Failure(f"{ASSET} {partition}: {exc}") from exc
+
+
+def _day_source(run: RunBranch, partition: str) -> str | None:
+    """The source of the day's frames (None for tables written before frames had one, or for a
+    day of several sources, whose thresholds are then the contract's base ones)."""
+    names = {r.get("source") for r in run.day_rows("raw_frames", partition)}
+    return names.pop() if len(names) == 1 else None
 
 
 def _near_pairs(shas: list[str], features: dict[str, dict], near_config) -> list[NearPair]:
@@ -155,7 +162,8 @@ def curated_samples(
                          f"on {run.branch}; materialize fused_samples for this day first "
                          "(dataops_job does)")
     context_days = run.earlier_partitions(ASSET, partition, config.mislabel_context_days)
-    spec = contract.curation
+    source = _day_source(run, partition)
+    spec = contract.curation.for_source(source)
     history_days = run.earlier_partitions(ASSET, partition, spec.history_days)
     inputs = {"contract": contract.sha256, "config": config.model_dump(),
               "features": FEATURE_VERSION, "near_duplicates": repr(near_config),
@@ -196,11 +204,12 @@ def curated_samples(
         vectors = np.array([features[s.sha256]["embedding"] for s in useful], dtype=np.float32)
         return select_diverse(vectors, budget, [[b.class_name for b in s.boxes] for s in useful])
 
-    history = [r for d in history_days
-               for r in run.rows(table_key(ASSET, d), columns=QUALITY_COLUMNS)]
+    # Only the same source's frames: another rig's or dataset's are not what this one looks like.
+    history = [r for d in history_days for r in run.rows(table_key(ASSET, d))
+               if r.get("source") == source]
     quality_limits, quality_note = limits(
         spec, day_reference(samples, [partition, *history_days], history))
-    context.log.info(f"quality limits: {quality_note}: "
+    context.log.info(f"quality limits for source {source}: {quality_note}: "
                      + "; ".join(f"{q.reason} {q.column} {'<' if q.side == 'low' else '>'} "
                                  f"{q.value:.1f}" for q in quality_limits))
     rows = decide(samples, spec, pairs, found.issues, config.budget, select, quality_limits)

@@ -33,6 +33,7 @@ FRAMES_SCHEMA = pa.schema(
         ("sha256", pa.string()),
         ("object_key", pa.string()),
         ("source_uri", pa.string()),
+        ("source", pa.string()),  # the source's name (CaptureSourceResource.source_name)
         ("rel_path", pa.string()),
         ("size", pa.int64()),
         ("fingerprint", pa.string()),
@@ -134,10 +135,13 @@ def ingest_images(
     capture_meta: CaptureMeta | None = rig_capture_meta,
     workers: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    source_name: str = "default",
 ) -> IngestResult:
     """Ingest the images of ``source`` for ``partition``.
 
     Args:
+        source_name: the ``source`` column of every row, carried-over rows too (a renamed
+            source renames its whole day).
         previous_rows / previous_quarantine: the partition's tables as of the run's base; their
             size and fingerprint columns decide what is unchanged.
         put: stores one object on the run branch (content-addressed keys are skipped if present).
@@ -157,6 +161,8 @@ def ingest_images(
         tally.rows[str(r["source_uri"])] = r
 
     ordered = sorted(tally.rows.values(), key=lambda r: str(r["rel_path"]))
+    for r in ordered:
+        r["source"] = source_name
     duplicates = _mark_duplicates(ordered)
     records = sorted(tally.quarantine.values(), key=lambda q: q.source_uri)
     stats = tally.stats

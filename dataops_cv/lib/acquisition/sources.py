@@ -11,6 +11,7 @@ the whole source is the drop for the partition being run.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -115,6 +116,34 @@ class S3Source:
     def read(self, obj: SourceObject) -> bytes:
         key = obj.uri.split("/", 3)[3]
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+
+_NAME_BAD = re.compile(r"[^a-z0-9_-]+")
+
+
+def source_name(uri: str) -> str:
+    """A source's default name, from its URI: ``synthetic`` for the generator, else the last
+    component of the folder or bucket prefix, lower-cased, other characters as ``-``."""
+    if uri.startswith("synthetic://"):
+        return "synthetic"
+    parsed = urllib.parse.urlparse(uri)
+    path = parsed.path if parsed.scheme in ("file", "s3") else uri
+    parts = [p for p in PurePosixPath(path.replace("\\", "/")).parts if p not in ("/", "")]
+    last = parts[-1] if parts else (parsed.netloc or "")
+    return validate_source_name(_NAME_BAD.sub("-", last.lower()).strip("-_") or "default")
+
+
+def validate_source_name(name: str) -> str:
+    """``name`` if it can name a source (lowercase letters, digits, ``-`` and ``_``; it is part
+    of object keys and Dagster partition keys).
+
+    Raises:
+        ValueError: it cannot.
+    """
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+        raise ValueError(f"source name {name!r}: expected lowercase letters, digits, '-' and "
+                         "'_', starting with a letter or digit, at most 63 characters")
+    return name
 
 
 def open_source(uri: str, s3_client: Callable[[], Any] | None = None) -> Source:

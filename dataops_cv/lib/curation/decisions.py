@@ -44,6 +44,7 @@ CURATED_SCHEMA = pa.schema([
     ("sha256", pa.string()),
     ("object_key", pa.string()),
     ("rel_path", pa.string()),
+    ("source", pa.string()),  # the frame's source: its quality limits are the source's own
     ("session_id", pa.string()),
     ("camera", pa.string()),
     ("width", pa.int32()),
@@ -104,6 +105,7 @@ class CurationSample:
     label_source: str  # labeled | imported | none
     label_revision: str | None
     phash: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,8 @@ def decide(
                     USELESS if reasons else USEFUL)
         rows.append({
             "sample_id": s.sample_id, "sha256": s.sha256, "object_key": s.object_key,
-            "rel_path": s.rel_path, "session_id": s.session_id, "camera": s.camera,
+            "rel_path": s.rel_path, "source": s.source, "session_id": s.session_id,
+            "camera": s.camera,
             "width": s.width, "height": s.height, "decision": decision,
             "reason": reasons[0] if reasons else None, "reasons": ",".join(reasons),
             "detail": "; ".join(st.details) or None, "duplicate_of": st.duplicate_of,

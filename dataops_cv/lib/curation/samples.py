@@ -66,5 +66,5 @@ def curation_samples(
             brightness=q.get("brightness"), contrast=q.get("contrast"),
             laplacian_var=q.get("laplacian_var"),
             boxes=tuple(sorted((label_box(b) for b in rows), key=lambda b: b.annotation_id)),
-            label_source=source, label_revision=revision))
+            label_source=source, label_revision=revision, source=q.get("source")))
     return samples

@@ -49,7 +49,6 @@ METRICS = (
     Metric("overexposed", "brightness", False, "high", 3.0),
     Metric("low_contrast", "contrast", True, "low", 0.1),
 )
-QUALITY_COLUMNS = ("sha256", "laplacian_var", "brightness", "contrast")
 FLOORS = {"blurry": "min_laplacian_var", "underexposed": "min_brightness",
           "overexposed": "max_brightness", "low_contrast": "min_contrast"}
 

@@ -34,3 +34,27 @@ def test_a_budget_keeps_the_most_diverse_frames_and_gives_the_rest_a_reason(publ
     assert meta["mislabel_check"].startswith("not checked")  # a 12-frame day has < 200 boxes
     assert done.check("curated_samples_reasons").passed
     assert done.check("curated_samples_contract").passed
+
+
+def test_quality_limits_come_from_the_days_own_source(published_day):
+    """The next day's frames are judged with the published day's as history only when both
+    come from the same source: another rig's or dataset's frames are not what this one looks
+    like. Every frame row carries its source."""
+    stages = ["raw_frames", "imported_annotations", "sensor_logs", "fused_samples",
+              "curated_samples"]
+    next_day = "2026-03-03"
+    notes = {}
+    for name in ("", "rig-b"):
+        resources = dict(published_day.resources)
+        resources["capture_source"] = replace_source(resources["capture_source"], name=name)
+        done = materialize(resources, stages, partition=next_day)
+        notes[name or "synthetic"] = done.metadata("curated_samples")["quality_limits"]
+        rows = done.run.day_rows("curated_samples", next_day)
+        assert {r["source"] for r in rows} == {name or "synthetic"}
+    assert f"{2 * FRAMES} frames of {DAY}..{next_day}" in notes["synthetic"]
+    assert f"{FRAMES} reference frames" in notes["rig-b"]
+
+
+def replace_source(resource, **changes):
+    fields = {k: getattr(resource, k) for k in type(resource).model_fields}
+    return type(resource)(**{**fields, **changes})

@@ -51,7 +51,8 @@ def frames(n: int = 5, **columns: list) -> pd.DataFrame:
     """``n`` valid frames through FRAMES_SCHEMA (Arrow) → pandas; ``columns`` override values."""
     rows = [{
         "sha256": sha(i), "object_key": f"frames/00/{sha(i)}.png",
-        "source_uri": f"file:///drop/cam0/{i}.png", "rel_path": f"cam0/{i}.png", "size": 1000 + i,
+        "source_uri": f"file:///drop/cam0/{i}.png", "source": "rig-a", "rel_path": f"cam0/{i}.png",
+        "size": 1000 + i,
         "fingerprint": f"mtime_ns={i}", "format": "PNG", "mode": "RGB", "channels": 3,
         "width": 320, "height": 240, "stored_width": 320, "stored_height": 240,
         "exif_orientation": 1, "capture_time": pd.Timestamp("2026-03-01T08:00:00Z") if i else None,
