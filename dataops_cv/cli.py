@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -118,7 +119,7 @@ def _run_config(args: argparse.Namespace) -> dict:
         source["uri"] = args.source
     if args.format:
         source["format"] = args.format
-    if args.source_name:
+    if args.source_name and args.source:
         source["name"] = args.source_name
     if source:
         resources = config.setdefault("resources", {})
@@ -127,13 +128,35 @@ def _run_config(args: argparse.Namespace) -> dict:
     return config
 
 
+def _register_adhoc(lakefs, args: argparse.Namespace, run_config: dict) -> str | None:
+    """``run --source URI``: register the URI under its name (``--source-name``, else from the
+    URI) so later runs, sensors and backfills know it; the source's name."""
+    from dataops_cv import runner
+    from dataops_cv.lib.acquisition.registry import RegistryError, SourceEntry, register_source
+
+    if not args.source:
+        return args.source_name or None
+    name = runner.default_source_name(run_config)
+    try:
+        entry = SourceEntry(name, args.source, args.format or "auto")
+        if register_source(lakefs.store(), lakefs.main_branch, entry):
+            print(f"registered source {name}: {entry.uri} (format {entry.format})",
+                  file=sys.stderr)
+    except RegistryError as exc:
+        raise SystemExit(f"--source {args.source}: {exc}") from exc
+    return name
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from dataops_cv import runner
 
     run_config = _run_config(args)
-    runner.ensure_lakefs()
+    lakefs = runner.ensure_lakefs()
     runner.ensure_dagster_home()
+    source = _register_adhoc(lakefs, args, run_config)
     partition = args.partition or _latest_partition()
+    if source and "|" not in partition:
+        partition = f"{partition}|{source}"
     select = [s.strip() for s in args.select.split(",")] if args.select else None
     report = runner.run_pipeline(partition, select=select, run_config=run_config,
                                  log_level=args.log_level)
@@ -191,12 +214,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     from dataops_cv import runner
 
-    runner.ensure_lakefs()
+    lakefs = runner.ensure_lakefs()
     runner.ensure_dagster_home()
-    partitions = _partition_range(args.start, args.end)
-    # Create the instance's storage once here: several runs creating a fresh SQLite instance at
-    # the same moment race on its schema.
-    dg.DagsterInstance.get().dispose()
+    days = _partition_range(args.start, args.end)
+    sources = args.source or _all_sources(lakefs)
+    partitions = [f"{d}|{s}" for d in days for s in sources]
+    # Create the instance's storage once here, with every source's partitions: several runs
+    # creating a fresh SQLite instance (or the same dynamic partition) at once race.
+    instance = dg.DagsterInstance.get()
+    for s in sources:
+        runner.ensure_source_partition(instance, s)
+    instance.dispose()
 
     def one(partition: str) -> dict:
         cmd = [sys.executable, "-m", "dataops_cv.cli", "run", "--partition", partition, "--json"]
@@ -218,6 +246,76 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             print(f"{r['partition']}: {r['status']} {r.get('publish_status', '')} "
                   f"{r.get('main_after', '')[:12]}")
     return 0 if all(r["status"] == "SUCCESS" for r in reports) else 1
+
+
+def _all_sources(lakefs) -> list[str]:
+    """Every registered source, else the capture_source resource's own."""
+    from dataops_cv import runner
+    from dataops_cv.lib.acquisition.registry import registered_sources
+    from dataops_cv.lib.lakefs.run_branch import RefView
+
+    names = list(registered_sources(RefView(lakefs.store(), lakefs.main_branch)))
+    return names or [runner.default_source_name()]
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    """The source registry on main, and the instance's ``source`` partitions with it."""
+    import dagster as dg
+
+    from dataops_cv import runner
+    from dataops_cv.defs.partitions import SOURCES_PARTITIONS
+    from dataops_cv.lib.acquisition import registry
+    from dataops_cv.lib.acquisition.migrate import migrate_to_sources
+    from dataops_cv.lib.lakefs.run_branch import RefView
+
+    lakefs = runner.ensure_lakefs()
+    runner.ensure_dagster_home()
+    store, main = lakefs.store(), lakefs.main_branch
+    try:
+        if args.action == "list":
+            found = registry.registered_sources(RefView(store, main))
+            if args.json:
+                print(json.dumps([dataclasses.asdict(e) for e in found.values()], indent=2))
+            for e in found.values() if not args.json else ():
+                print(f"{e.name}\t{e.format}\t{e.uri}")
+            if not found and not args.json:
+                print(f"no source registered; runs use the capture_source resource's own "
+                      f"({runner.default_source_name()})")
+            return 0
+        if args.action == "add":
+            if not args.uri:
+                raise SystemExit("sources add NAME URI: the URI is missing")
+            uri = args.uri
+            if not uri.startswith(("synthetic://", "s3://", "file://")):
+                path = Path(uri).expanduser()
+                if not path.is_dir():
+                    raise SystemExit(f"sources add {args.name} {uri}: no such folder")
+                uri = str(path.resolve())
+            entry = registry.SourceEntry(args.name, uri, args.format or "auto")
+            changed = registry.register_source(store, main, entry, replace=args.replace)
+            runner.ensure_source_partition(dg.DagsterInstance.get(), entry.name)
+            print(f"{'registered' if changed else 'already registered'}: {entry.name} "
+                  f"{entry.uri} (format {entry.format})")
+            return 0
+        if args.action == "remove":
+            removed = registry.unregister_source(store, main, args.name)
+            instance = dg.DagsterInstance.get()
+            if instance.has_dynamic_partition(SOURCES_PARTITIONS, removed.name):
+                instance.delete_dynamic_partition(SOURCES_PARTITIONS, removed.name)
+            print(f"removed source {removed.name} ({removed.uri}); its published tables stay "
+                  "on main")
+            return 0
+        if args.action == "migrate":
+            report = migrate_to_sources(store, main, lakefs.labels_branch, args.name)
+            runner.ensure_source_partition(dg.DagsterInstance.get(), args.name)
+            print(json.dumps(report, indent=2) if args.json else
+                  f"moved {report['objects']} object(s) of {len(report['days'])} day(s) to "
+                  f"source {args.name}; main {report['main_after'][:12]}")
+            return 0
+    except registry.RegistryError as exc:
+        print(f"sources {args.action}: {exc}", file=sys.stderr)
+        return 1
+    raise AssertionError(args.action)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -369,23 +467,41 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: $DATAOPS_CV_SOURCE or synthetic://)")
         sp.add_argument("--format", choices=["auto", "images", "coco", "voc", "yolo", "labelstudio"],
                         help="dataset format of the source (default: auto-detect)")
-        sp.add_argument("--source-name", help="name of the source (rig, vendor, public set): "
-                        "curation judges its frames against its own earlier frames (default: "
-                        "$DATAOPS_CV_SOURCE_NAME, else the folder or prefix name)")
+        sp.add_argument("--source-name", help="name of the source (rig, vendor, public set); "
+                        "with --source, the name it is registered under (default: "
+                        "$DATAOPS_CV_SOURCE_NAME, else the folder or prefix name); alone, the "
+                        "registered source to run")
         sp.add_argument("--config", help="YAML/JSON Dagster run config file")
         sp.add_argument("--json", action="store_true", help="print one JSON report")
         sp.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="console log level of the run (the event log keeps everything)")
 
+    src = sub.add_parser("sources", help="the registered capture sources (a partition "
+                         "dimension): add, list, remove, or migrate a single-source repository")
+    src.add_argument("action", choices=["add", "list", "remove", "migrate"])
+    src.add_argument("name", nargs="?", help="the source's name (lowercase letters, digits, "
+                     "'-' and '_')")
+    src.add_argument("uri", nargs="?", help="add: folder, file://, s3://bucket/prefix or "
+                     "synthetic://[?seed=N]")
+    src.add_argument("--format", choices=["auto", "images", "coco", "voc", "yolo", "labelstudio"],
+                     help="add: dataset format of the source (default: auto-detect)")
+    src.add_argument("--replace", action="store_true", help="add: change a registered source")
+    src.add_argument("--json", action="store_true")
+    src.set_defaults(func=cmd_sources)
+
     r = sub.add_parser("run", help="materialize one partition in an isolated run, then publish")
-    r.add_argument("--partition", help="capture day YYYY-MM-DD (default: latest complete day)")
+    r.add_argument("--partition", help="capture day YYYY-MM-DD, or YYYY-MM-DD|SOURCE (default: "
+                   "latest complete day, of the source given or the configured one)")
     r.add_argument("--select", help="comma-separated asset keys (default: all)")
     run_args(r)
     r.set_defaults(func=cmd_run)
 
-    b = sub.add_parser("backfill", help="one isolated run per capture day in a range")
+    b = sub.add_parser("backfill", help="one isolated run per capture day and source in a "
+                       "range")
     b.add_argument("--start", required=True)
     b.add_argument("--end", required=True)
+    b.add_argument("--source", action="append", help="a registered source (repeatable; "
+                   "default: every registered source)")
     b.add_argument("--parallel", type=int, default=2)
     b.add_argument("--config")
     b.add_argument("--json", action="store_true")

@@ -20,6 +20,7 @@ from dataops_cv.defs.publishing.publish import (
 )
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.defs.tags import BASE_COMMIT_TAG, LABELS_TARGET, PUBLISHES_TO_TAG, TAGS_TAG
+from dataops_cv.lib.core.partitions import partition_key, split_key, validate_source_name
 from dataops_cv.lib.lakefs.run_branch import run_branch_name
 from dataops_cv.lib.lakefs.store import MergeConflictError
 from dataops_cv.lib.services.lakefs_server import DEFAULT_PORT, DEFAULT_REPOSITORY, LocalLakeFS
@@ -208,6 +209,51 @@ def _failure_text(event: dg.DagsterEvent) -> str:
     return f"{event.step_key}: {error.message.strip()}"
 
 
+def default_source_name(run_config: Mapping[str, Any] | None = None) -> str:
+    """The name of the capture_source resource's own source, as the run config (else the
+    environment: ``DATAOPS_CV_SOURCE_NAME``, ``DATAOPS_CV_SOURCE``) configures it."""
+    from dataops_cv.lib.acquisition.sources import source_name
+
+    config = ((run_config or {}).get("resources", {}).get("capture_source", {})
+              .get("config", {}))
+    name = config.get("name") or os.environ.get("DATAOPS_CV_SOURCE_NAME")
+    if name:
+        return validate_source_name(name)
+    return source_name(config.get("uri") or os.environ.get("DATAOPS_CV_SOURCE")
+                       or "synthetic://")
+
+
+def partition_of(partition: str | None, run_config: Mapping[str, Any] | None = None
+                 ) -> str | None:
+    """The ``<day>|<source>`` key a run is for: a bare day is the day of the capture_source
+    resource's own source.
+
+    Raises:
+        ValueError: not a day or a ``<day>|<source>`` key.
+    """
+    if partition is None:
+        return None
+    day, source = split_key(partition)
+    return partition_key(day, source or default_source_name(run_config))
+
+
+def partition_tags(partition: str) -> dict[str, str]:
+    """The run tags of a ``<day>|<source>`` partition, as Dagster tags a multi-partition run."""
+    from dataops_cv.defs.partitions import DATE_DIM, SOURCE_DIM
+
+    day, source = split_key(partition)
+    return {"dagster/partition": partition, f"dagster/partition/{DATE_DIM}": day,
+            f"dagster/partition/{SOURCE_DIM}": source}
+
+
+def ensure_source_partition(instance: dg.DagsterInstance, source: str) -> None:
+    """Add ``source`` to the instance's dynamic ``source`` partitions if it is not there."""
+    from dataops_cv.defs.partitions import SOURCES_PARTITIONS
+
+    if not instance.has_dynamic_partition(SOURCES_PARTITIONS, source):
+        instance.add_dynamic_partitions(SOURCES_PARTITIONS, [source])
+
+
 def run_pipeline(
     partition: str | None,
     select: Sequence[str] | None = None,
@@ -226,9 +272,14 @@ def run_pipeline(
     labeling pull publish to the labels branch: ``main_before``/``main_after`` then name that
     branch's heads.
 
+    ``partition`` is a ``<day>|<source>`` key, or a bare day for the capture_source
+    resource's own source (:func:`partition_of`); the source is added to the instance's
+    ``source`` partitions if needed.
+
     Returns a report whose ``status`` is SUCCESS only if the run and its blocking checks
     succeeded and the publish (merge into its target, or nothing to merge) went through.
     """
+    partition = partition_of(partition, run_config)
     lakefs = lakefs_from_env()
     store = lakefs.store()
     target = lakefs.main_branch
@@ -246,7 +297,9 @@ def run_pipeline(
     run_config.setdefault("execution", executor_config())
     tags = {BASE_COMMIT_TAG: store.head(lakefs.main_branch), **(extra_tags or {})}
     if partition is not None:
-        tags["dagster/partition"] = partition
+
+        ensure_source_partition(instance, split_key(partition)[1])
+        tags.update(partition_tags(partition))
     result = dg.execute_job(
         recon,
         instance=instance,

@@ -3,7 +3,7 @@ branch)."""
 
 import dagster as dg
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.tags import LABELS_TARGET, PUBLISHES_TO_TAG
 
 DATAOPS_JOB = "dataops_job"
@@ -17,7 +17,7 @@ LABELS_BRANCH_ASSETS = dg.AssetSelection.tag(PUBLISHES_TO_TAG, LABELS_TARGET)
 dataops_job = dg.define_asset_job(
     name=DATAOPS_JOB,
     selection=dg.AssetSelection.all() - LABELS_BRANCH_ASSETS,
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     description="Materialize one capture day end to end on its own lakeFS branch; publish on success.",
 )
 
@@ -32,7 +32,7 @@ label_pull_job = dg.define_asset_job(
 labeling_tasks_job = dg.define_asset_job(
     name=LABELING_TASKS_JOB,
     selection=dg.AssetSelection.assets("labelstudio_tasks"),
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     tags={PUBLISHES_TO_TAG: LABELS_TARGET},
     description="Make Label Studio tasks for a published capture day.",
 )
@@ -40,7 +40,7 @@ labeling_tasks_job = dg.define_asset_job(
 labeled_annotations_job = dg.define_asset_job(
     name=LABELED_ANNOTATIONS_JOB,
     selection=dg.AssetSelection.assets("labeled_annotations").downstream(),
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     description="Rebuild a day's labeled annotations (and what depends on them) from one labels "
     "commit; requested by labeled_commit_sensor.",
 )
@@ -48,7 +48,7 @@ labeled_annotations_job = dg.define_asset_job(
 prelabel_job = dg.define_asset_job(
     name=PRELABEL_JOB,
     selection=dg.AssetSelection.assets("prelabels", "audit_queue"),
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     tags={PUBLISHES_TO_TAG: LABELS_TARGET},
     description="Train the pre-label model on every labeled frame, send pre-labels for a day's "
     "unlabeled tasks to Label Studio, and rank the day's frames for human audit.",

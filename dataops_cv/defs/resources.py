@@ -11,13 +11,9 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from dataops_cv.lib.acquisition.sources import (
-    Source,
-    open_source,
-    partition_source,
-    source_name,
-    validate_source_name,
-)
+from dataops_cv.lib.acquisition.registry import SourceEntry, registered_source
+from dataops_cv.lib.acquisition.sources import Source, open_source, partition_source, source_name
+from dataops_cv.lib.core.partitions import day_of, source_of, validate_source_name
 from dataops_cv.lib.labeling.labelstudio_client import LabelStudioClient
 from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
 from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
@@ -94,8 +90,13 @@ SYNTHETIC_SCHEME = "synthetic://"
 
 
 class CaptureSourceResource(dg.ConfigurableResource):
-    """Where a run's raw captures come from: a folder, ``s3://bucket/prefix``, or the synthetic
-    scene generator (``synthetic://``, the demo default), plus the dataset format."""
+    """The deployment's own capture source (a folder, ``s3://bucket/prefix``, or the synthetic
+    scene generator, ``synthetic://``, the demo default) and its dataset format, with the
+    generator's settings and ingest limits that apply to every source.
+
+    A partition's source is found by its name: a source registered on lakeFS
+    (``dataops-cv sources add``) is read from the registry at the run's base; this resource's
+    own ``uri`` and ``format`` serve the partitions of its own name (:attr:`source_name`)."""
 
     uri: str = SYNTHETIC_SCHEME
     format: str = "auto"  # auto | images | coco | voc | yolo | labelstudio
@@ -125,16 +126,50 @@ class CaptureSourceResource(dg.ConfigurableResource):
     def is_synthetic(self) -> bool:
         return self.uri.startswith(SYNTHETIC_SCHEME)
 
-    def drop(self, partition: str, s3: S3Resource | None) -> Source:
-        """The source files of one partition (for ``synthetic://``, a generated drop on disk)."""
-        if self.is_synthetic:
-            return open_source(str(self._synthetic_drop(partition)))
-        source = open_source(self.uri, s3.get_client if s3 is not None else None)
+    def entry(self) -> SourceEntry:
+        """This resource's own source, as a registry entry."""
+        return SourceEntry(self.source_name, self.uri, self.format)
+
+    def resolve(self, partition: str, view) -> SourceEntry:
+        """The source of ``partition``: its registry entry at ``view`` (a lakeFS ref), else this
+        resource's own source when the names match.
+
+        Raises:
+            ValueError: the source is neither registered nor this resource's, or this
+                resource configures the same name with another URI than the registry.
+        """
+        name = source_of(partition)
+        own = self.entry()
+        if name is None:
+            return own
+        registered = registered_source(view, name)
+        if registered is not None:
+            if name == own.name and self.uri != SYNTHETIC_SCHEME and (
+                    registered.uri, registered.format) != (own.uri, own.format):
+                raise ValueError(
+                    f"source {name} is registered as {registered.uri} (format "
+                    f"{registered.format}) but capture_source configures {own.uri} (format "
+                    f"{own.format}); register the new URI with `dataops-cv sources add {name} "
+                    f"URI --replace` or give the configured source another name")
+            return registered
+        if name == own.name:
+            return own
+        raise ValueError(f"source {name} is not registered on {getattr(view, 'ref', 'lakeFS')}: "
+                         f"register it with `dataops-cv sources add {name} URI [--format F]`")
+
+    def drop(self, partition: str, s3: S3Resource | None, entry: SourceEntry | None = None
+             ) -> Source:
+        """The source files of one partition (for ``synthetic://``, a generated drop on disk)
+        from ``entry`` (default: this resource's own source)."""
+        uri = (entry or self.entry()).uri
+        if uri.startswith(SYNTHETIC_SCHEME):
+            return open_source(str(self._synthetic_drop(day_of(partition), _synthetic_seed(uri))))
+        source = open_source(uri, s3.get_client if s3 is not None else None)
         return partition_source(source, partition)
 
-    def scene_config(self) -> SceneConfig:
+    def scene_config(self, seed: int | None = None) -> SceneConfig:
         return SceneConfig(
-            seed=self.synthetic_seed,
+            seed=self.synthetic_seed if seed is None else seed,
             sessions_per_day=self.synthetic_sessions,
             frames_per_session=self.synthetic_frames,
             cameras=tuple(self.synthetic_cameras),
@@ -148,8 +183,8 @@ class CaptureSourceResource(dg.ConfigurableResource):
                if self.synthetic_class_weights else {}),
         )
 
-    def _synthetic_drop(self, partition: str) -> Path:
-        config = self.scene_config()
+    def _synthetic_drop(self, partition: str, seed: int | None = None) -> Path:
+        config = self.scene_config(seed)
         key = hashlib.sha256(repr(config).encode()).hexdigest()[:12]
         root = Path(self.cache_dir).resolve() / "synthetic" / key / partition
         if not root.exists():
@@ -165,6 +200,19 @@ class CaptureSourceResource(dg.ConfigurableResource):
                     raise
             shutil.rmtree(tmp, ignore_errors=True)
         return root
+
+
+def _synthetic_seed(uri: str) -> int | None:
+    """The generator seed a ``synthetic://?seed=N`` URI asks for (None: the resource's)."""
+    import urllib.parse
+
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)
+    if "seed" not in query:
+        return None
+    try:
+        return int(query["seed"][-1])
+    except ValueError:
+        raise ValueError(f"{uri}: seed must be an integer") from None
 
 
 def _bad_range(values: list[float]) -> tuple[float, float]:

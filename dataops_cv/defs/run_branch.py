@@ -74,7 +74,7 @@ def open_run_branch(context: StepContext, lakefs: LakeFSResource,
     branch = ensure_run_branch(store, run.run_id, base, target)
     meta = {**run_metadata(run), "dagster_asset_key": key.to_user_string()}
     if context.has_partition_key:
-        meta["dagster_partition_key"] = context.partition_key
+        meta["dagster_partition_key"] = str(context.partition_key)
     return RunBranch(store, branch, meta)
 
 

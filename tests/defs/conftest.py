@@ -3,6 +3,7 @@ real lakeFS, on top of one small capture day that the session publishes to main 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from dagster_aws.s3 import S3Resource
 
 from dataops_cv.definitions import defs
 from dataops_cv.defs.jobs import DATAOPS_JOB
+from dataops_cv.defs.partitions import SOURCES_PARTITIONS, day_source_key
 from dataops_cv.defs.resources import (
     CaptureSourceResource,
     ContractsResource,
@@ -26,7 +28,8 @@ from dataops_cv.lib.publishing.publish import publish_run
 from dataops_cv.lib.validation.contracts.location import contracts_dir
 from tests.conftest import new_repository
 
-DAY = "2026-03-02"
+SOURCE = "synthetic"  # the capture_source resource's own source (synthetic://)
+DAY = f"2026-03-02|{SOURCE}"  # the partition: capture day | source
 # 1 session x 2 cameras x 6 frames: 12 frames with exact boxes, IMU, GPS and LiDAR.
 FRAMES_PER_CAMERA = 6
 
@@ -90,13 +93,31 @@ def materialize(resources: Mapping[str, Any], selection: str | Sequence[str] | d
     """Materialize ``selection`` (asset names, with their checks) of the real code location."""
     if isinstance(selection, str):
         selection = [selection]
-    with dg.instance_for_test() as instance:
+    with source_instance(partition) as instance:
         result = dg.materialize(
-            location_assets(partition is not None), selection=selection, partition_key=partition,
+            location_assets(partition is not None), selection=selection,
+            partition_key=partition_key(partition),
             resources=dict(resources), instance=instance, run_config=dict(run_config or {}),
             tags=dict(tags or {}), raise_on_error=raise_on_error)
     lakefs: LakeFSResource = resources["lakefs"]
     return Materialized(result, RunBranch(lakefs.store(), run_branch_name(result.run_id)))
+
+
+def partition_key(partition: str | None) -> dg.MultiPartitionKey | None:
+    """The Dagster key of a ``<day>|<source>`` partition."""
+    if partition is None:
+        return None
+    day, source = partition.split("|")
+    return day_source_key(day, source)
+
+
+@contextlib.contextmanager
+def source_instance(partition: str | None = DAY) -> Iterator[dg.DagsterInstance]:
+    """A test instance that has ``partition``'s source among its dynamic partitions."""
+    with dg.instance_for_test() as instance:
+        if partition is not None:
+            instance.add_dynamic_partitions(SOURCES_PARTITIONS, [partition.split("|")[1]])
+        yield instance
 
 
 @pytest.fixture(scope="session")

@@ -2,18 +2,19 @@
 
 import dagster as dg
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import LakeFSResource, lakefs_resource_from_env, resources
 from dataops_cv.defs.run_branch import open_run_branch
+from dataops_cv.lib.core.partitions import folder
 
 WRITES_BEFORE_FAILURE = 3
 
 
-@dg.asset(partitions_def=daily_partitions)
+@dg.asset(partitions_def=day_source_partitions)
 def half_written(context: dg.AssetExecutionContext, lakefs: LakeFSResource) -> None:
     run = open_run_branch(context, lakefs, context.asset_key)
     for i in range(WRITES_BEFORE_FAILURE):
-        run.put(f"tables/half_written/date={context.partition_key}/part-{i:05d}.bin", b"partial")
+        run.put(f"tables/half_written/{folder(str(context.partition_key))}/part-{i:05d}.bin", b"partial")
     raise RuntimeError(f"simulated crash after {WRITES_BEFORE_FAILURE} writes")
 
 
@@ -21,7 +22,7 @@ def fault_job() -> dg.JobDefinition:
     defs = dg.Definitions(
         assets=[half_written],
         jobs=[dg.define_asset_job("fault_job", selection=[half_written],
-                                  partitions_def=daily_partitions)],
+                                  partitions_def=day_source_partitions)],
         resources={"lakefs": lakefs_resource_from_env()},
     )
     return defs.resolve_job_def("fault_job")
@@ -37,7 +38,7 @@ def unchecked_job() -> dg.JobDefinition:
         asset_checks=acquisition_checks().asset_checks,
         jobs=[dg.define_asset_job("unchecked_job",
                                   selection=dg.AssetSelection.assets(raw_frames).without_checks(),
-                                  partitions_def=daily_partitions)],
+                                  partitions_def=day_source_partitions)],
         resources=resources().resources,
     )
     return defs.resolve_job_def("unchecked_job")
@@ -64,7 +65,7 @@ def retyped_annotations_job() -> dg.JobDefinition:
         *(pa.field(f.name, pa.string()) if f.name == RETYPED_COLUMN else f
           for f in ANNOTATION_SCHEMA), pa.field(ADDED_COLUMN, pa.string())])
 
-    @dg.asset(name="imported_annotations", partitions_def=daily_partitions, deps=[raw_frames])
+    @dg.asset(name="imported_annotations", partitions_def=day_source_partitions, deps=[raw_frames])
     def vendor_annotations(context: dg.AssetExecutionContext, lakefs: LakeFSResource) -> None:
         run = open_run_branch(context, lakefs, context.asset_key)
         frames = run.day_rows("raw_frames", context.partition_key)
@@ -76,11 +77,11 @@ def retyped_annotations_job() -> dg.JobDefinition:
                 to_parquet_bytes(rows, schema), PARQUET_CONTENT_TYPE)
         run.commit("vendor annotations")
 
-    @dg.asset(partitions_def=daily_partitions, deps=[vendor_annotations])
+    @dg.asset(partitions_def=day_source_partitions, deps=[vendor_annotations])
     def downstream_of_annotations(context: dg.AssetExecutionContext,
                                   lakefs: LakeFSResource) -> None:
         run = open_run_branch(context, lakefs, context.asset_key)
-        run.put(f"tables/downstream/date={context.partition_key}/part-00000.bin", b"x")
+        run.put(f"tables/downstream/{folder(str(context.partition_key))}/part-00000.bin", b"x")
         run.commit("downstream")
 
     contracts = load_contracts(contracts_dir())
@@ -90,7 +91,7 @@ def retyped_annotations_job() -> dg.JobDefinition:
         assets=[raw_frames, vendor_annotations, downstream_of_annotations],
         asset_checks=checks,
         jobs=[dg.define_asset_job("retyped_annotations_job", selection=dg.AssetSelection.all(),
-                                  partitions_def=daily_partitions)],
+                                  partitions_def=day_source_partitions)],
         resources=resources().resources,
     )
     return defs.resolve_job_def("retyped_annotations_job")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dataops_cv.lib.core.partitions import folder
 from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.lakefs.layout import table_key
 from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
@@ -22,7 +23,8 @@ from dataops_cv.runner import run_pipeline
 
 pytestmark = pytest.mark.usefixtures("in_process_runs")
 
-PARTITION = "2026-01-07"
+DAY = "2026-01-07"
+PARTITION = f"{DAY}|drops"  # the landing prefix drops/ names the source
 
 
 def png(seed: int, size=(96, 80)) -> bytes:
@@ -41,8 +43,8 @@ def test_s3_source_through_dagster_aws_against_lakefs_s3_gateway(lakefs_server, 
                                        f"landing-{uuid.uuid4().hex[:8]}"))
     landing.ensure_repository(f"local://{landing.repository}")
     for i in range(5):
-        landing.put_object("main", f"drops/{PARTITION}/cam0/{i:03d}.png", png(i))
-    landing.put_object("main", f"drops/{PARTITION}/cam0/broken.png", png(9)[:300])
+        landing.put_object("main", f"drops/{DAY}/cam0/{i:03d}.png", png(i))
+    landing.put_object("main", f"drops/{DAY}/cam0/broken.png", png(9)[:300])
     landing.put_object("main", "drops/2026-01-08/cam0/other-day.png", png(7))
     landing.commit("main", "rig upload")
     run_config = {"resources": {
@@ -55,10 +57,10 @@ def test_s3_source_through_dagster_aws_against_lakefs_s3_gateway(lakefs_server, 
     assert first.status == "SUCCESS", first.error
     assert first.counts["ingested"] == 5 and first.counts["quarantined"] == 1
     table = from_parquet_bytes(store.get_object("main", table_key("raw_frames", PARTITION)))
-    assert all(u.startswith(f"s3://{landing.repository}/main/drops/{PARTITION}/")
+    assert all(u.startswith(f"s3://{landing.repository}/main/drops/{DAY}/")
                for u in table["source_uri"].to_pylist())
     q = from_parquet_bytes(store.get_object(
-        "main", f"quarantine/raw_frames/date={PARTITION}/_quarantine.parquet")).to_pylist()
+        "main", f"quarantine/raw_frames/{folder(PARTITION)}/_quarantine.parquet")).to_pylist()
     assert [(Path(r["source_uri"]).name, r["reason"]) for r in q] == [
         ("broken.png", "truncated_image")]
     assert store.get_object("main", q[0]["object_key"]) == png(9)[:300]  # bytes kept
@@ -78,7 +80,7 @@ def test_folder_source_from_the_command_line_with_honest_counts(store, tmp_path)
     (drop / "cam1" / "readme.jpg").write_text("not a jpeg")
     env = {**os.environ, "DATAOPS_CV_HOME": str(tmp_path / "state")}
     cmd = [sys.executable, "-m", "dataops_cv.cli", "run", "--source", str(drop),
-           "--partition", PARTITION, "--json"]
+           "--partition", DAY, "--json"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
@@ -111,8 +113,8 @@ def test_voc_folder_a_new_user_points_at(store, deepforest_data, tmp_path):
     assert (c["ingested"], c["quarantined"]) == (4, 0)
     assert (c["annotations"], c["annotations_quarantined"]) == (951, 0)
     labels = from_parquet_bytes(store.get_object(
-        "main", table_key("imported_annotations", "2026-01-01")))
-    frames = from_parquet_bytes(store.get_object("main", table_key("raw_frames", "2026-01-01")))
+        "main", table_key("imported_annotations", "2026-01-01|deepforest")))
+    frames = from_parquet_bytes(store.get_object("main", table_key("raw_frames", "2026-01-01|deepforest")))
     assert labels.num_rows == 951
     assert set(labels["image_sha256"].to_pylist()) == set(frames["sha256"].to_pylist())
     assert set(frames["source"].to_pylist()) == {"deepforest"}
@@ -128,7 +130,7 @@ def test_synthetic_day_with_planted_defects_quarantines_each_with_its_reason(sto
 
     def quarantined(asset: str) -> dict[str, set[str]]:
         rows = from_parquet_bytes(store.get_object(
-            "main", f"quarantine/{asset}/date=2026-01-09/_quarantine.parquet")).to_pylist()
+            "main", f"quarantine/{asset}/date=2026-01-09/source=synthetic/_quarantine.parquet")).to_pylist()
         out: dict[str, set[str]] = {}
         for r in rows:
             out.setdefault(r["reason"], set()).add(Path(r["source_uri"].split("#")[0]).name)
@@ -140,7 +142,7 @@ def test_synthetic_day_with_planted_defects_quarantines_each_with_its_reason(sto
     labels = quarantined("imported_annotations")
     assert "box_out_of_bounds" in labels
     assert "missing_image" in labels  # labels of the files quarantined above
-    frames = from_parquet_bytes(store.get_object("main", table_key("raw_frames", "2026-01-09")))
+    frames = from_parquet_bytes(store.get_object("main", table_key("raw_frames", "2026-01-09|synthetic")))
     modes = set(frames["mode"].to_pylist())
     assert {"CMYK", "I;16", "P", "RGBA"} <= modes  # converted by rule, not dropped
     assert {6, 8} <= set(frames["exif_orientation"].to_pylist())

@@ -10,6 +10,7 @@ import json
 import dagster as dg
 import pytest
 
+from dataops_cv.lib.core.partitions import folder
 from dataops_cv.lib.lakefs.layout import table_key
 from dataops_cv.runner import run_pipeline
 from tests.integration.fault_job import ADDED_COLUMN, RETYPED_COLUMN, retyped_annotations_job
@@ -57,7 +58,7 @@ def test_drift_passes_unshifted_days_and_warns_on_shifted_brightness_and_class_m
     assert _check(steady, "imported_annotations_drift")["passed"]
     evaluation = _evaluation(dagster_instance, steady.run_id, "raw_frames_drift")
     assert evaluation.metadata["columns_compared"].value == 5
-    assert evaluation.metadata["reference_partitions"].value == ["2026-04-01", "2026-04-02"]
+    assert evaluation.metadata["reference_partitions"].value == ["2026-04-01|synthetic", "2026-04-02|synthetic"]
 
     dark = run("2026-04-04", brightness=[0.12, 0.16])
     drift = _check(dark, "raw_frames_drift")
@@ -67,7 +68,7 @@ def test_drift_passes_unshifted_days_and_warns_on_shifted_brightness_and_class_m
     assert "brightness" in evaluation.description
     assert evaluation.metadata["psi_brightness"].value > 0.2
     evidence = json.loads(store.get_object(
-        "main", "validation/raw_frames/date=2026-04-04/drift.json"))
+        "main", f"validation/raw_frames/{folder('2026-04-04|synthetic')}/drift.json"))
     brightness = next(c for c in evidence["columns"] if c["column"] == "brightness")
     assert brightness["drifted"] and brightness["effect"] >= 0.4
     # Exposure is also a warn-level contract rule: reported with its number, still published.
@@ -88,7 +89,7 @@ def test_drift_passes_unshifted_days_and_warns_on_shifted_brightness_and_class_m
     # The materialization metadata the UI plots across partitions.
     mat = dagster_instance.get_latest_materialization_event(
         dg.AssetKey("imported_annotations")).asset_materialization
-    assert mat.partition == "2026-04-05"
+    assert mat.partition == "2026-04-05|synthetic"
     assert mat.metadata["quality_class_share_pedestrian"].value > 0.5
     frames_mat = dagster_instance.get_latest_materialization_event(
         dg.AssetKey("raw_frames")).asset_materialization
@@ -122,7 +123,7 @@ def test_box_quarantine_rate_above_the_limit_blocks_and_names_the_boxes(store, d
     assert _check(report, "raw_frames_contract")["passed"]
     assert store.head("main") == main_before
     evidence = json.loads(store.get_object(
-        report.run_branch, "validation/imported_annotations/date=2026-04-10/contract.json"))
+        report.run_branch, f"validation/imported_annotations/{folder(report.partition)}/contract.json"))
     assert evidence["success"] is False
     (rate,) = [r for r in evidence["results"] if not r["passed"]]
     assert rate["name"] == "quarantine_rate" and rate["unexpected_count"] == 4
@@ -131,7 +132,7 @@ def test_box_quarantine_rate_above_the_limit_blocks_and_names_the_boxes(store, d
     assert {r["reason"] for r in rate["records"]} == {"box_out_of_bounds"}
     assert all("annotations.json#" in r["source_uri"] for r in rate["records"])
     quarantine = store.get_object(
-        report.run_branch, "quarantine/imported_annotations/date=2026-04-10/_quarantine.parquet")
+        report.run_branch, f"quarantine/imported_annotations/{folder(report.partition)}/_quarantine.parquet")
     assert quarantine  # the rejected boxes, with reasons, stay on the failed branch
 
 
@@ -145,7 +146,7 @@ def test_annotation_schema_change_blocks_downstream_and_names_the_change(store,
     assert not _check(report, "imported_annotations_contract")["passed"]
     assert store.head("main") == main_before
     evidence = json.loads(store.get_object(
-        report.run_branch, "validation/imported_annotations/date=2026-04-11/contract.json"))
+        report.run_branch, f"validation/imported_annotations/{folder(report.partition)}/contract.json"))
     (schema,) = [r for r in evidence["results"] if r["name"] == "schema"]
     assert not schema["passed"]
     assert ADDED_COLUMN in schema["observed"] and RETYPED_COLUMN in schema["observed"]
@@ -157,4 +158,4 @@ def test_annotation_schema_change_blocks_downstream_and_names_the_change(store,
     assert {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in planned} == {
         "raw_frames", "imported_annotations"}
     assert store.stat_object(report.run_branch,
-                             table_key("imported_annotations", "2026-04-11")) is not None
+                             table_key("imported_annotations", "2026-04-11|synthetic")) is not None

@@ -25,7 +25,8 @@ from dataops_cv.runner import run_pipeline
 
 pytestmark = pytest.mark.usefixtures("in_process_runs")
 
-PARTITION = "2026-04-14"
+DAY = "2026-04-14"
+PARTITION = f"{DAY}|synthetic"  # capture day | source
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explore_training_set.ipynb"
 SOURCE = {"synthetic_defects": True, "synthetic_sessions": 12, "synthetic_frames": 4}
 RUN_CONFIG = {"resources": {"capture_source": {"config": SOURCE}}}
@@ -43,7 +44,7 @@ def _table(store, ref: str, path: str) -> list[dict]:
 def _planted() -> dict[DefectKind, list]:
     config = CaptureSourceResource(**SOURCE).scene_config()
     out: dict[DefectKind, list] = {}
-    for frame in generate_day(config, PARTITION):
+    for frame in generate_day(config, DAY):
         for d in frame.defects:
             out.setdefault(d.kind, []).append(d)
     return out

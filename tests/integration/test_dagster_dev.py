@@ -60,7 +60,9 @@ def test_ui_backfill_is_isolated_per_day_and_published_by_the_daemon(lakefs, sto
         cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(home)},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    days = ["2026-04-01", "2026-04-02"]
+    # capture day | source: the synthetic source is the capture_source resource's own, added to
+    # the instance's partitions by source_registry_sensor once the daemon runs.
+    days = ["2026-04-01|synthetic", "2026-04-02|synthetic"]
     params = {"p": {"selector": {"partitionSetName": "dataops_job_partition_set",
                                  "repositorySelector": {"repositoryLocationName": "dataops_cv",
                                                         "repositoryName": "__repository__"}},

@@ -12,13 +12,15 @@ import yaml
 
 from dataops_cv.lib.augmentation.geometry import transform_boxes
 from dataops_cv.lib.augmentation.params import AugParams
+from dataops_cv.lib.core.partitions import folder
 from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.lakefs.layout import table_key
 from dataops_cv.runner import run_pipeline
 
 pytestmark = pytest.mark.usefixtures("in_process_runs")
 
-PARTITION = "2026-03-02"
+DAY = "2026-03-02"
+PARTITION = f"{DAY}|synthetic"  # capture day | source
 POLICY = Path(__file__).resolve().parents[2] / "data_contracts" / "augmentation_policy.yaml"
 # The pipeline without labeled_annotations (no labels branch here): fewer steps per run.
 PIPELINE = ["raw_frames", "imported_annotations", "sensor_logs", "fused_samples",
@@ -64,15 +66,15 @@ def test_fused_and_augmented_samples_land_on_main_and_rerun_only_what_changed(
         if r["lidar_device"] is not None:
             assert abs(r["lidar_dt_us"]) <= 30_000 and r["lidar_object_key"].startswith("sensors/")
     assert sum(r["imu_device"] is not None for r in fused) >= len(fused) - 2
-    unmatched = _table(store, "main", f"tables/fused_samples/date={PARTITION}/_unmatched.parquet")
+    unmatched = _table(store, "main", f"tables/fused_samples/{folder(PARTITION)}/_unmatched.parquet")
     missing = {r["sha256"] for r in fused if r["unmatched"]}
     assert missing <= {u["id"] for u in unmatched if u["kind"] == "frame"}
-    clocks = _table(store, "main", f"tables/fused_samples/date={PARTITION}/_clocks.parquet")
+    clocks = _table(store, "main", f"tables/fused_samples/{folder(PARTITION)}/_clocks.parquet")
     assert {c["device_id"] for c in clocks} >= {"cam_front", "cam_left", "imu0", "gps0",
                                                 "lidar_top"}
 
     variants = _table(store, "main", table_key("augmented_samples", PARTITION))
-    boxes = _table(store, "main", f"tables/augmented_samples/date={PARTITION}/_annotations.parquet")
+    boxes = _table(store, "main", f"tables/augmented_samples/{folder(PARTITION)}/_annotations.parquet")
     distinct = {r["sha256"] for r in frames}
     assert len(variants) == 2 * len(distinct)
     assert {(v["source_sha256"], v["variant"]) for v in variants} == \
@@ -170,7 +172,8 @@ def test_a_rig_drop_in_the_generic_format_is_fused_by_its_camera_log(store, dags
     report = run_pipeline(day, instance=dagster_instance, select=PIPELINE, run_config={
         "resources": {"capture_source": {"config": {"uri": str(tmp_path / "rig")}}}})
     assert report.status == "SUCCESS", report.error
-    fused = _table(store, "main", table_key("fused_samples", day))
+    assert report.partition == f"{day}|rig"  # the source is named after its folder
+    fused = _table(store, "main", table_key("fused_samples", report.partition))
     assert len(fused) == len(rows) == 24
     sid = session_id(day, 0)
     for r in fused:
@@ -178,6 +181,7 @@ def test_a_rig_drop_in_the_generic_format_is_fused_by_its_camera_log(store, dags
         assert r["camera_firmware"] == "imx490-1.2" and r["calib_x"] == 1.5
         assert r["camera"] == r["rel_path"].split("/")[1].rsplit("_", 1)[0]
     assert sum(not r["unmatched"] for r in fused) >= 20  # edges of a 1 s session may miss GPS
-    clocks = _table(store, "main", f"tables/fused_samples/date={day}/_clocks.parquet")
+    clocks = _table(store, "main",
+                    f"tables/fused_samples/{folder(report.partition)}/_clocks.parquet")
     rates = {c["device_id"]: c["rate_hz"] for c in clocks}
     assert abs(rates["cam_a"] - 12.0) < 1.0 and abs(rates["imu0"] - 100.0) < 5.0

@@ -23,6 +23,7 @@ from dataops_cv.defs.jobs import (
     LABELING_TASKS_JOB,
 )
 from dataops_cv.defs.tags import LABELS_COMMIT_TAG
+from dataops_cv.lib.core.partitions import folder
 from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.labeling.labelstudio_client import PULL_OVERLAP, LabelStudioClient
 from dataops_cv.lib.lakefs.layout import drop_prefix, table_key
@@ -90,7 +91,7 @@ def _labels_table(store, ref, day):
 
 def _sensor_tick(instance, lakefs, cursor):
     sensor = defs().resolve_sensor_def("labeled_commit_sensor")
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
+    ctx = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=cursor,
                                   repository_def=defs().get_repository_def(),
                                   resources={"lakefs": lakefs})
     return sensor.evaluate_tick(ctx)
@@ -99,7 +100,7 @@ def _sensor_tick(instance, lakefs, cursor):
 def test_pull_is_exact_incremental_and_drives_the_labeled_commit_sensor(
         lakefs, store, dagster_instance, label_studio):
     client, title = label_studio
-    day = "2026-05-01"
+    day = "2026-05-01|synthetic"  # capture day | source
     first = _frames_and_tasks(day, dagster_instance)
     assert first.counts["tasks_created"] == 4 and first.publish_status == "merged"
     again = _ok(run_pipeline(day, job_name=LABELING_TASKS_JOB, instance=dagster_instance))
@@ -181,7 +182,7 @@ def _materialization(instance, run_id, asset):
 
 def test_a_vendor_coco_drop_on_the_labels_branch_requests_one_run_for_its_day(
         lakefs, store, dagster_instance):
-    day = "2026-05-02"
+    day = "2026-05-02|synthetic"  # capture day | source
     _ok(run_pipeline(day, select=DAY_ASSETS, run_config=SMALL_DAY, instance=dagster_instance))
     frames = from_parquet_bytes(store.get_object("main", table_key("raw_frames", day))).to_pylist()
     store.create_branch("labels", source="main")
@@ -218,7 +219,7 @@ def test_a_vendor_coco_drop_on_the_labels_branch_requests_one_run_for_its_day(
 def test_bad_labels_are_quarantined_deleted_tasks_leave_and_the_contract_blocks(
         lakefs, store, dagster_instance, label_studio):
     client, title = label_studio
-    day = "2026-05-03"
+    day = "2026-05-03|synthetic"  # capture day | source
     _frames_and_tasks(day, dagster_instance)
     tasks = _tasks(client, title)
     _post(client, tasks[0], [("car", 10, 10, 20, 20), ("dragon", 30, 30, 10, 10)])
@@ -227,7 +228,7 @@ def test_bad_labels_are_quarantined_deleted_tasks_leave_and_the_contract_blocks(
     _post(client, tasks[3], [("bus", 10, 10, 20, 20)])
     _ok(run_pipeline(None, job_name=LABEL_PULL_JOB, instance=dagster_instance))
     assert len(_labels_table(store, "labels", day)) == 2
-    q_path = f"quarantine/label_snapshot/date={day}/_quarantine.parquet"
+    q_path = f"quarantine/label_snapshot/{folder(day)}/_quarantine.parquet"
     reasons = sorted(r["reason"] for r in from_parquet_bytes(
         store.get_object("labels", q_path)).to_pylist())
     assert reasons == ["box_out_of_bounds", "empty_annotation", "unknown_class"]

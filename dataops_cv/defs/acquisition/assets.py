@@ -3,13 +3,15 @@
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import CaptureSourceResource, ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch, table_metadata
 from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA, ingest_images
 from dataops_cv.lib.acquisition.labels import import_annotations
+from dataops_cv.lib.acquisition.registry import SourceEntry
 from dataops_cv.lib.acquisition.sensor_ingest import MANIFEST_SCHEMA, ingest_sensor_logs
 from dataops_cv.lib.core.annotations import ANNOTATION_SCHEMA
+from dataops_cv.lib.core.partitions import source_of
 from dataops_cv.lib.core.previews import PREVIEW_FRAMES, box_tuples, preview_markdown
 from dataops_cv.lib.lakefs.layout import quarantine_key, side_key, table_key
 from dataops_cv.lib.validation.quality import frame_quality_summary, label_quality_summary
@@ -22,8 +24,22 @@ def _counts(values) -> dict[str, int]:
     return out
 
 
+def _resolve(capture_source: CaptureSourceResource, partition: str, run) -> SourceEntry:
+    """The partition's source (registered on lakeFS at the run's base, or the resource's own)."""
+    legacy = [p for p in run.partitions("raw_frames") if source_of(p) is None]
+    if legacy:
+        raise dg.Failure(
+            f"{partition}: this repository holds {len(legacy)} day(s) in the single-source "
+            f"layout ({legacy[0]}..{legacy[-1]}); move them under a source once with "
+            "`dataops-cv sources migrate NAME` (NAME: what those days' frames came from)")
+    try:
+        return capture_source.resolve(partition, run)
+    except ValueError as exc:
+        raise dg.Failure(f"{partition}: {exc}") from exc
+
+
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="acquisition",
     kinds={"lakefs", "parquet", "image"},
     code_version="3",
@@ -36,13 +52,11 @@ def raw_frames(
 ) -> dg.MaterializeResult:
     """One day's frames: image bytes under frames/<sha256>, a metadata table, and a quarantine
     table (with the bytes kept) for every file that could not be used."""
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs)
-    source = capture_source.drop(partition, s3)
-    try:
-        name = capture_source.source_name
-    except ValueError as exc:
-        raise dg.Failure(f"capture_source.name: {exc}") from exc
+    entry = _resolve(capture_source, partition, run)
+    source = capture_source.drop(partition, s3, entry)
+    name = entry.name
     table_path = table_key("raw_frames", partition)
     context.log.info(f"ingesting {source.uri} into {run.branch} ({table_path})")
 
@@ -82,7 +96,7 @@ def raw_frames(
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="acquisition",
     kinds={"lakefs", "parquet"},
     deps=[raw_frames],
@@ -97,11 +111,12 @@ def imported_annotations(
 ) -> dg.MaterializeResult:
     """One day's labels shipped with the source dataset (COCO, VOC, YOLO or Label Studio), as
     the canonical annotation table keyed by image hash, plus a quarantine table."""
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs)
     frames = run.day_rows("raw_frames", partition)
-    source = capture_source.drop(partition, s3)
-    result = import_annotations(source, capture_source.format, frames,
+    entry = _resolve(capture_source, partition, run)
+    source = capture_source.drop(partition, s3, entry)
+    result = import_annotations(source, entry.format, frames,
                                 box_rules=contracts.contract("imported_annotations").boxes)
     for line in result.notes:
         context.log.warning(line)
@@ -134,7 +149,7 @@ def imported_annotations(
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="acquisition",
     kinds={"lakefs", "parquet"},
     code_version="1",
@@ -147,9 +162,9 @@ def sensor_logs(
 ) -> dg.MaterializeResult:
     """One day's IMU / GPS / LiDAR / pose readings from the drop's logs in the generic sensor-log
     format, normalised to UTC nanoseconds, with referenced sweeps stored under sensors/<sha256>."""
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs)
-    source = capture_source.drop(partition, s3)
+    source = capture_source.drop(partition, s3, _resolve(capture_source, partition, run))
     table_path = table_key("sensor_logs", partition)
     manifest_path = side_key("sensor_logs", partition, "_logs.parquet")
     result = ingest_sensor_logs(source, run.table(table_path), run.rows(manifest_path),

@@ -3,7 +3,7 @@
 import dagster as dg
 import pyarrow.compute as pc
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.defs.run_branch import open_run_branch
 from dataops_cv.lib.lakefs.layout import table_key
@@ -35,7 +35,7 @@ def build_resolution_check(rule: Resolution) -> dg.AssetChecksDefinition:
         asset="raw_frames",
         name=RAW_FRAMES_RESOLUTION_CHECK,
         blocking=True,
-        partitions_def=daily_partitions,
+        partitions_def=day_source_partitions,
         description=f"Partition is non-empty and every frame is at least "
         f"{min_width}x{min_height}.",
     )
@@ -44,7 +44,7 @@ def build_resolution_check(rule: Resolution) -> dg.AssetChecksDefinition:
     ) -> dg.AssetCheckResult:
         key = dg.AssetKey("raw_frames")
         run = open_run_branch(context, lakefs, key)
-        table = run.table(table_key("raw_frames", context.partition_key))
+        table = run.table(table_key("raw_frames", str(context.partition_key)))
         if table is None:
             raise dg.Failure(f"raw_frames_resolution {context.partition_key}: no raw_frames "
                              f"table on {run.branch}")

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch, table_metadata
 from dataops_cv.lib.core.annotations import XYXY, boxes_by_image, label_source
@@ -45,7 +45,7 @@ def _samples(run: RunBranch, partition: str, stream) -> tuple[list, dict[str, st
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="augmentation",
     kinds={"lakefs", "parquet", "torch", "image"},
     deps=["fused_samples", "imported_annotations", "labeled_annotations"],
@@ -61,7 +61,7 @@ def augmented_samples(
     from dataops_cv.lib.augmentation import kernels, stream, tables
     from dataops_cv.lib.augmentation.policy import load_policy
 
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs)
     policy = load_policy(Path(config.policy_path) if config.policy_path
                          else contracts.path(POLICY_FILE))

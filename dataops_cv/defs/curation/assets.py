@@ -6,13 +6,15 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch, table_metadata
+from dataops_cv.lib.core.partitions import day_of, source_of
 from dataops_cv.lib.core.previews import PREVIEW_FRAMES, preview_markdown
 from dataops_cv.lib.curation.decisions import (
     CURATED_SCHEMA,
     CurationSample,
+    Match,
     NearPair,
     day_reference,
     decide,
@@ -88,8 +90,10 @@ def _samples(run: RunBranch, partition: str) -> list[CurationSample]:
 
 
 def _day_source(run: RunBranch, partition: str) -> str | None:
-    """The source of the day's frames (None for tables written before frames had one, or for a
-    day of several sources, whose thresholds are then the contract's base ones)."""
+    """The partition's source (for a single-source repository's day, the one its frames name,
+    else None: the contract's base thresholds apply)."""
+    if source_of(partition) is not None:
+        return source_of(partition)
     names = {r.get("source") for r in run.day_rows("raw_frames", partition)}
     return names.pop() if len(names) == 1 else None
 
@@ -104,6 +108,58 @@ def _near_pairs(shas: list[str], features: dict[str, dict], near_config) -> list
     found = near_duplicate_pairs(phash, emb, near_config)
     return [NearPair(shas[int(a)], shas[int(b)], int(h), float(c))
             for a, b, h, c in zip(found.i, found.j, found.hamming, found.cosine, strict=True)]
+
+
+def _other_sources(run: RunBranch, partition: str) -> list[str]:
+    """The same day's curated partitions of the other sources."""
+    day = day_of(partition)
+    return [p for p in run.window_partitions(ASSET, partition, 1)
+            if p != partition and day_of(p) == day]
+
+
+def _elsewhere(run: RunBranch, others: list[str], shas: list[str], features: dict[str, dict],
+               near_config) -> dict[str, Match]:
+    """This day's frames that copy (exactly or nearly) a useful frame another source of the
+    same day already holds: the same scene from two sources is one sample."""
+    from dataops_cv.lib.curation.features import phash_from_hex
+    from dataops_cv.lib.curation.near_duplicates import near_duplicate_pairs
+
+    useful: dict[str, tuple[str, dict]] = {}
+    other_features: dict[str, dict] = {}
+    for p in others:
+        for r in run.day_rows(ASSET, p):
+            if r["decision"] == "useful":
+                useful.setdefault(r["sha256"], (p, r))
+        for f in run.rows(side_key(ASSET, p, "_features.parquet")):
+            if f["sha256"] in useful:
+                other_features.setdefault(f["sha256"], f)
+    found: dict[str, Match] = {}
+    for sha in shas:
+        if sha in useful:
+            p, r = useful[sha]
+            found[sha] = Match(r["sample_id"], "exact_duplicate",
+                               f"same bytes as {r['rel_path']} of source {source_of(p)}")
+    theirs = sorted(set(other_features) - set(shas))
+    mine = [s for s in shas if s not in found]
+    if not theirs or not mine:
+        return found
+    both = [*mine, *theirs]
+    feats = {**other_features, **features}
+    pairs = near_duplicate_pairs(
+        np.array([phash_from_hex(feats[s]["phash"]) for s in both], dtype=np.uint64),
+        np.array([feats[s]["embedding"] for s in both], dtype=np.float32).reshape(len(both), -1),
+        near_config)
+    best: dict[str, tuple[float, int, str]] = {}  # mine -> the most similar of theirs
+    for a, b, h, c in zip(pairs.i, pairs.j, pairs.hamming, pairs.cosine, strict=True):
+        a, b = sorted((int(a), int(b)))
+        if a < len(mine) <= b and (both[a] not in best or float(c) > best[both[a]][0]):
+            best[both[a]] = (float(c), int(h), both[b])
+    for sha, (c, h, other) in best.items():
+        p, r = useful[other]
+        found[sha] = Match(r["sample_id"], "near_duplicate",
+                           f"near copy of {r['rel_path']} of source {source_of(p)} "
+                           f"(phash distance {h}, cosine {c:.3f})")
+    return found
 
 
 def _excluded_metadata(run: RunBranch, rows: list[dict], samples: list[CurationSample]) -> dict:
@@ -128,7 +184,7 @@ def _limits_markdown(quality_limits: list[Limit], note: str) -> str:
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="curation",
     kinds={"lakefs", "parquet", "torch"},
     deps=["fused_samples", "raw_frames", "imported_annotations", "labeled_annotations"],
@@ -145,7 +201,7 @@ def curated_samples(
     from dataops_cv.lib.curation.features import FEATURE_VERSION
     from dataops_cv.lib.curation.selection import select_diverse
 
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs)
     contract = contracts.contract(ASSET)
     if contract.curation is None:
@@ -165,13 +221,14 @@ def curated_samples(
     source = _day_source(run, partition)
     spec = contract.curation.for_source(source)
     history_days = run.earlier_partitions(ASSET, partition, spec.history_days)
+    others = _other_sources(run, partition)
     inputs = {"contract": contract.sha256, "config": config.model_dump(),
               "features": FEATURE_VERSION, "near_duplicates": repr(near_config),
               "mislabel": mislabels.MODEL_VERSION,
               **run.checksums([fused_path, *(table_key(a, partition) for a in (
                   "raw_frames", "labeled_annotations", "imported_annotations")),
                   *(side_key(ASSET, d, "_boxes.parquet") for d in context_days),
-                  *(table_key(ASSET, d) for d in history_days)])}
+                  *(table_key(ASSET, d) for d in [*history_days, *others])])}
     if run.unchanged(side["inputs.json"], inputs, [table_path]):
         context.log.info(f"inputs of {partition} unchanged since the last curation; nothing to do")
         commit = run.commit(f"{ASSET} {partition}: inputs unchanged")
@@ -212,7 +269,12 @@ def curated_samples(
     context.log.info(f"quality limits for source {source}: {quality_note}: "
                      + "; ".join(f"{q.reason} {q.column} {'<' if q.side == 'low' else '>'} "
                                  f"{q.value:.1f}" for q in quality_limits))
-    rows = decide(samples, spec, pairs, found.issues, config.budget, select, quality_limits)
+    elsewhere = _elsewhere(run, others, shas, features, near_config)
+    if elsewhere:
+        context.log.info(f"{len(elsewhere)} frames copy frames of other sources of the day "
+                         f"({', '.join(source_of(p) or p for p in others)})")
+    rows = decide(samples, spec, pairs, found.issues, config.budget, select, quality_limits,
+                  elsewhere)
     run.put_rows(table_path, rows, CURATED_SCHEMA)
     run.put_rows(side["features.parquet"], [features[s] for s in shas], FEATURES_SCHEMA)
     run.put_rows(side["boxes.parquet"], box_rows(samples), BOXES_SCHEMA)

@@ -4,9 +4,10 @@ no day collapsed by one reason."""
 import dagster as dg
 
 from dataops_cv.defs.curation.assets import curated_samples
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import open_run_branch
+from dataops_cv.lib.core.partitions import day_of
 from dataops_cv.lib.curation.decisions import check_rows, sample_id, summary
 
 CURATED_REASONS_CHECK = "curated_samples_reasons"
@@ -17,19 +18,23 @@ CURATED_COLLAPSE_CHECK = "curated_samples_not_collapsed"
     asset=curated_samples,
     name=CURATED_REASONS_CHECK,
     blocking=True,
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     description="Every fused frame of the day has exactly one decision; every useless or "
     "harmful frame has a reason (and a useful one none); duplicates name the frame kept; the "
     "counts add up.",
 )
 def curated_samples_reasons(context: dg.AssetCheckExecutionContext,
                             lakefs: LakeFSResource) -> dg.AssetCheckResult:
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs, curated_samples.key)
     rows = run.day_rows("curated_samples", partition)
     expected = [sample_id(partition, r["rel_path"])
                 for r in run.day_rows("fused_samples", partition)]
-    problems = check_rows(rows, expected)
+    day = day_of(partition)
+    elsewhere = {r["sample_id"] for p in run.window_partitions("curated_samples", partition, 1)
+                 if p != partition and day_of(p) == day
+                 for r in run.day_rows("curated_samples", p) if r["decision"] == "useful"}
+    problems = check_rows(rows, expected, elsewhere)
     counts = summary(rows)
     adds_up = counts["useful"] + counts["useless"] + counts["harmful"] == len(expected)
     if not adds_up and not problems:
@@ -50,7 +55,7 @@ def curated_samples_reasons(context: dg.AssetCheckExecutionContext,
     asset=curated_samples,
     name=CURATED_COLLAPSE_CHECK,
     blocking=True,
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     description="No harmful reason excludes more than the contract's max_excluded_share of the "
     "day, and the day keeps a useful frame (error: a collapsed curation is not published); a "
     "useless reason doing so, or a day waiting for labels, is a warning.",
@@ -60,7 +65,7 @@ def curated_samples_not_collapsed(context: dg.AssetCheckExecutionContext,
                                   contracts: ContractsResource) -> dg.AssetCheckResult:
     from dataops_cv.lib.curation.collapse import ERROR, judge_collapse
 
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs, curated_samples.key)
     spec = contracts.contract("curated_samples").curation
     share = spec.max_excluded_share if spec is not None else 0.5

@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch, table_metadata
 from dataops_cv.lib.core.previews import markdown_table
@@ -40,7 +40,7 @@ class FusedSamplesConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="fusion",
     kinds={"lakefs", "parquet"},
     deps=["raw_frames", "sensor_logs"],
@@ -52,7 +52,7 @@ def fused_samples(
     """One day's camera frames, each with the nearest IMU, GPS, LiDAR and ego-pose records within
     per-sensor tolerances, a geohash cell and device firmware; plus the unmatched frames and
     records and a clock report per device."""
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs)
     fusion_config = config.fusion()
     frames_path = table_key("raw_frames", partition)

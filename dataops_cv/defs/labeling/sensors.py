@@ -5,21 +5,26 @@ import re
 import dagster as dg
 
 from dataops_cv.defs.jobs import labeled_annotations_job
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import daily_partitions, day_source_key
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.defs.tags import LABELS_COMMIT_TAG
 from dataops_cv.lib.lakefs.layout import DROPS, SNAPSHOT_TABLE, TABLES
 
-# Paths on the labels branch that make a commit a labeled commit, and the day they belong to.
+# Paths on the labels branch that make a commit a labeled commit, and the partition they belong
+# to (a bare day is the single-source layout: ignored with a warning, see `sources migrate`).
 LABELED_PATH = re.compile(
-    rf"^(?:{TABLES}{SNAPSHOT_TABLE}|{DROPS.rstrip('/')})/date=(\d{{4}}-\d{{2}}-\d{{2}})/")
+    rf"^(?:{TABLES}{SNAPSHOT_TABLE}|{DROPS.rstrip('/')})/date=(\d{{4}}-\d{{2}}-\d{{2}})/"
+    r"(?:source=([a-z0-9][a-z0-9_-]{0,62})/)?")
 
 
-def labeled_partitions(paths: list[str]) -> tuple[list[str], list[str]]:
-    """(capture days touched by label files, days that are not partitions of this location)."""
-    days = {m.group(1) for p in paths if (m := LABELED_PATH.match(p))}
+def labeled_partitions(paths: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """((day, source) partitions touched by label files, what is not a partition of this
+    location: days outside the partitions, folders without a source)."""
+    found = {(m.group(1), m.group(2)) for p in paths if (m := LABELED_PATH.match(p))}
     valid = set(daily_partitions.get_partition_keys())
-    return sorted(days & valid), sorted(days - valid)
+    ok = sorted((d, s) for d, s in found if d in valid and s)
+    return ok, sorted(f"{d}|{s}" if s else f"{d} (no source folder)"
+                      for d, s in found if (d, s) not in set(ok))
 
 
 @dg.sensor(
@@ -43,10 +48,16 @@ def labeled_commit_sensor(context: dg.SensorEvaluationContext, lakefs: LakeFSRes
             store.diff(lakefs.main_branch, head, three_dot=True))
     days, foreign = labeled_partitions([d.path for d in diff])
     if foreign:
-        context.log.warning(f"labels for days outside the partitions ignored: {foreign}")
+        context.log.warning(f"labels outside the partitions ignored: {foreign}")
+    known = set(context.instance.get_dynamic_partitions("source"))
+    unknown = sorted({s for _, s in days} - known)
+    if unknown:
+        context.log.warning(f"labels for sources this instance has no partitions of ignored: "
+                            f"{unknown} (register them with `dataops-cv sources add`)")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"{head}:{day}", partition_key=day,
+        run_requests=[dg.RunRequest(run_key=f"{head}:{day}|{source}",
+                                    partition_key=day_source_key(day, source),
                                     tags={LABELS_COMMIT_TAG: head})
-                      for day in days],
+                      for day, source in days if source in known],
         cursor=head,
     )

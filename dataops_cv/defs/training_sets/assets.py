@@ -7,7 +7,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch
 from dataops_cv.defs.tags import PUBLISH_TAG_METADATA
@@ -15,7 +15,6 @@ from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE
 from dataops_cv.lib.lakefs.layout import table_key, trainset_key, trainset_root
 from dataops_cv.lib.lakefs.run_branch import RunBranch
 from dataops_cv.lib.training_sets import collect
-
 
 TRAINING_SET_SAMPLES_CHECK = "training_set_has_samples"
 
@@ -45,11 +44,9 @@ class TrainingSetConfig(dg.Config):
 
 
 def _days(run: RunBranch, partition: str, days: int) -> list[str]:
-    """The curated days of the window ending at ``partition`` (all of them when ``days`` = 0)."""
-    if days == 1:
-        return [partition]
-    earlier = [d for d in run.partitions(collect.CURATED) if d < partition]
-    return [*(earlier[-(days - 1):] if days > 0 else earlier), partition]
+    """The curated partitions of every source in the window of ``days`` capture days ending at
+    ``partition``'s (all of them when ``days`` = 0): a training set is built across sources."""
+    return run.window_partitions(collect.CURATED, partition, days)
 
 
 def _split_table(planned, splits) -> tuple[dict[str, int], str]:
@@ -90,7 +87,7 @@ def _write(run: RunBranch, planned, name: str, version: str, max_shard_mb: int
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="training_sets",
     kinds={"lakefs", "parquet", "torch"},
     deps=["curated_samples", "augmented_samples"],
@@ -114,7 +111,7 @@ def training_set(
     from dataops_cv.lib.curation.near_duplicates import near_duplicate_pairs
     from dataops_cv.lib.training_sets import writer
 
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs)
     writer.validate_name(config.name)
     if not run.exists(table_key(collect.CURATED, partition)):

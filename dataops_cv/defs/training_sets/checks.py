@@ -2,10 +2,11 @@
 
 import dagster as dg
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.defs.run_branch import open_run_branch
 from dataops_cv.defs.training_sets.assets import training_set
+from dataops_cv.lib.core.partitions import key_of
 from dataops_cv.lib.lakefs.layout import side_key, table_key
 from dataops_cv.lib.lakefs.run_branch import RunBranch
 
@@ -25,7 +26,7 @@ def _root_of(run: RunBranch, partition: str) -> str | None:
     asset=training_set,
     name=TRAINING_SET_LEAKAGE_CHECK,
     blocking=True,
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     description="No leakage group and no near-duplicate pair (recomputed from the curated "
     "features) straddles two splits; augmented samples are in train with their source; every "
     "sample id is unique and every shard the manifest names exists.",
@@ -34,11 +35,12 @@ def training_set_leakage(context: dg.AssetCheckExecutionContext,
                          lakefs: LakeFSResource) -> dg.AssetCheckResult:
     from dataops_cv.lib.training_sets.leakage import audit_training_set
 
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs, training_set.key)
     rows = run.day_rows("training_set", partition)
     features: dict[str, dict] = {}
-    for day in sorted({r["date"] for r in rows if not r["augmented_from"]}):
+    for day in sorted({key_of(r["date"], r.get("source")) for r in rows
+                       if not r["augmented_from"]}):
         for f in run.rows(side_key("curated_samples", day, "_features.parquet")):
             features.setdefault(f["sha256"], f)
     report = audit_training_set(rows, features, _root_of(run, partition), run.exists)

@@ -13,9 +13,10 @@ import json
 import dagster as dg
 import pandas as pd
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import LakeFSResource
 from dataops_cv.defs.run_branch import open_run_branch
+from dataops_cv.lib.core.partitions import day_of
 from dataops_cv.lib.core.quarantine import Reason
 from dataops_cv.lib.lakefs.layout import quarantine_key, table_key, validation_key
 from dataops_cv.lib.lakefs.run_branch import RefView, RunBranch
@@ -104,17 +105,17 @@ def _result_metadata(report, severity: str) -> dict:
 def _specs(table: str, contract: Contract, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     specs = [
         dg.AssetCheckSpec(contract_check_name(table), asset=key, blocking=True,
-                          partitions_def=daily_partitions,
+                          partitions_def=day_source_partitions,
                           description=f"Every error-severity expectation of "
                           f"data_contracts/{table}.yaml (blocks publishing)."),
         dg.AssetCheckSpec(contract_warnings_check_name(table), asset=key, blocking=False,
-                          partitions_def=daily_partitions,
+                          partitions_def=day_source_partitions,
                           description=f"Every warn-severity expectation of "
                           f"data_contracts/{table}.yaml."),
     ]
     if contract.drift is not None:
         specs.append(dg.AssetCheckSpec(
-            drift_check_name(table), asset=key, blocking=False, partitions_def=daily_partitions,
+            drift_check_name(table), asset=key, blocking=False, partitions_def=day_source_partitions,
             description=f"Distribution drift against the earlier partitions, by the thresholds "
             f"in data_contracts/{table}.yaml (warns)."))
     return specs
@@ -127,18 +128,28 @@ def build_contract_check(contract: Contract, asset_key: dg.AssetKey | None = Non
     key = asset_key or dg.AssetKey(table)
     related = sorted({r.table for r in contract.rules
                       if isinstance(r, Relation) and r.table != table})
+    self_related = any(isinstance(r, Relation) and r.table == table and r.across_sources
+                       for r in contract.rules)
 
     @dg.multi_asset_check(name=f"{table}_contract_checks", specs=_specs(table, contract, key))
     def _check(context: dg.AssetCheckExecutionContext, lakefs: LakeFSResource):
         from dataops_cv.lib.validation.contracts import validate  # GX import is slow
 
-        partition = context.partition_key
+        partition = str(context.partition_key)
         run = open_run_branch(context, lakefs, key)
         df = _frame(run, table_key(table, partition))
         quarantined = _quarantined(run, table, partition)
+        others = {}
+        if self_related:
+            day = day_of(partition)
+            same_day = [p for p in run.window_partitions(table, partition, 1)
+                        if p != partition and day_of(p) == day]
+            others[table] = pd.concat([_frame(run, table_key(table, p)) for p in same_day]) \
+                if same_day else df.iloc[0:0]
         report = validate(
             contract, df,
-            related={name: _frame(run, table_key(name, partition)) for name in related},
+            related={**{name: _frame(run, table_key(name, partition)) for name in related},
+                     **others},
             quarantined=len(quarantined),
             quarantine_sample=[{k: q[k] for k in ("source_uri", "reason", "detail")}
                                for q in quarantined[:SAMPLE_FAILURES]],

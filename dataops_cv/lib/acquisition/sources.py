@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from dataops_cv.lib.core.partitions import day_of, validate_source_name
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 SENSOR_LOG_EXTENSIONS = frozenset({".parquet", ".csv", ".jsonl"})
 ANNOTATION_EXTENSIONS = frozenset({".json", ".xml", ".txt", ".yaml", ".yml"})
@@ -133,19 +135,6 @@ def source_name(uri: str) -> str:
     return validate_source_name(_NAME_BAD.sub("-", last.lower()).strip("-_") or "default")
 
 
-def validate_source_name(name: str) -> str:
-    """``name`` if it can name a source (lowercase letters, digits, ``-`` and ``_``; it is part
-    of object keys and Dagster partition keys).
-
-    Raises:
-        ValueError: it cannot.
-    """
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
-        raise ValueError(f"source name {name!r}: expected lowercase letters, digits, '-' and "
-                         "'_', starting with a letter or digit, at most 63 characters")
-    return name
-
-
 def open_source(uri: str, s3_client: Callable[[], Any] | None = None) -> Source:
     """A source for ``/path``, ``file:///path`` or ``s3://bucket/prefix``.
 
@@ -165,7 +154,9 @@ def open_source(uri: str, s3_client: Callable[[], Any] | None = None) -> Source:
 
 
 def partition_source(source: Source, partition: str) -> Source:
-    """The drop of ``partition``: the top-level folder named after it if present, else all."""
+    """The drop of ``partition``: the top-level folder named after its day if present, else
+    all."""
+    partition = day_of(partition)
     if isinstance(source, LocalSource):
         dated = source.root / partition
         return LocalSource(dated) if dated.is_dir() else source

@@ -24,7 +24,7 @@ not harmful, labeled, sharpest, then most boxes, then the smallest sample id.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -71,6 +71,15 @@ CURATED_SCHEMA = pa.schema([
 def sample_id(partition: str, rel_path: str) -> str:
     """Stable id of a frame: its capture day and path in the drop (exact copies differ)."""
     return hashlib.sha256(f"{partition}\x00{rel_path}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Match:
+    """A frame of another source that a frame copies: it is kept there, so not here."""
+
+    sample_id: str
+    reason: str  # exact_duplicate | near_duplicate
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -213,6 +222,7 @@ def decide(
     budget: int = 0,
     select: Callable[[list[CurationSample], int], list[int]] | None = None,
     quality_limits: Sequence[Limit] | None = None,
+    elsewhere: Mapping[str, Match] | None = None,
 ) -> list[dict]:
     """One row per sample (``CURATED_SCHEMA``), in sample order.
 
@@ -222,6 +232,8 @@ def decide(
             ``spec`` with the samples themselves as the reference.
         near_pairs: near-duplicate pairs by sha256 (exact copies are found here from sha256).
         issues: disputed boxes by annotation id.
+        elsewhere: by sha256, the useful frame of another source that this one copies (exact
+            or near): the frame is a duplicate of it.
         budget: keep at most this many useful samples (0: no budget); ``select`` picks them
             (given the useful samples and the budget, returns their indices in pick order).
 
@@ -246,6 +258,11 @@ def decide(
             st.reasons.append("exact_duplicate")
             st.details.append(f"same bytes as {holder.rel_path}")
             st.duplicate_of = holder.sample_id
+        elif s.sha256 in (elsewhere or {}):
+            m = elsewhere[s.sha256]
+            st.reasons.append(m.reason)
+            st.details.append(m.detail)
+            st.duplicate_of = m.sample_id
         _quality(s, quality_limits, spec.min_box_side_px, spec.max_bad_box_share, st)
         _labels(s, issues, spec.max_bad_box_share, st)
 
@@ -258,7 +275,8 @@ def decide(
         members.setdefault(root, []).append(holders[sha])
     evidence = {(p.a, p.b): p for p in near_pairs} | {(p.b, p.a): p for p in near_pairs}
     for group in members.values():
-        kept = min(group, key=lambda s: (harmful(s), s.label_source == "none",
+        kept = min(group, key=lambda s: (harmful(s), s.sha256 in (elsewhere or {}),
+                                         s.label_source == "none",
                                          -(s.laplacian_var or 0.0), -len(s.boxes), s.sample_id))
         for s in group:
             state[s.sample_id].group = kept.sample_id
@@ -266,7 +284,8 @@ def decide(
                 continue
             st = state[s.sample_id]
             st.reasons.append("near_duplicate")
-            st.duplicate_of = kept.sample_id
+            if s.sha256 not in (elsewhere or {}):  # a copy of another source's frame stays one
+                st.duplicate_of = kept.sample_id
             p = evidence.get((s.sha256, kept.sha256))
             st.details.append(f"near copy of {kept.rel_path}" + (
                 f" (phash distance {p.hamming}, cosine {p.cosine:.3f})" if p else
@@ -328,10 +347,12 @@ def summary(rows: Sequence[Mapping]) -> dict[str, int]:
     return out
 
 
-def check_rows(rows: Sequence[Mapping], expected_ids: Sequence[str]) -> list[str]:
+def check_rows(rows: Sequence[Mapping], expected_ids: Sequence[str],
+               kept_elsewhere: Collection[str] = ()) -> list[str]:
     """What is wrong with a curated table: every expected sample exactly once, every excluded
     sample with a reason, no useful sample with one, decisions that follow the reasons, and a
-    kept frame named by every duplicate. Empty when all holds."""
+    kept frame named by every duplicate (in the table, or among ``kept_elsewhere``: the useful
+    sample ids of the same day's other sources). Empty when all holds."""
     problems: list[str] = []
     ids = [r["sample_id"] for r in rows]
     missing = sorted(set(expected_ids) - set(ids))
@@ -358,6 +379,8 @@ def check_rows(rows: Sequence[Mapping], expected_ids: Sequence[str]) -> list[str
             problems.append(f"{r['sample_id']}: reason {r['reason']!r} is not the first of "
                             f"{reasons}")
         if {"exact_duplicate", "near_duplicate"} & set(reasons):
+            if r["duplicate_of"] in kept_elsewhere:
+                continue
             kept = by_id.get(r["duplicate_of"] or "")
             if kept is None or kept["sample_id"] == r["sample_id"]:
                 problems.append(f"{r['sample_id']}: a duplicate must name the kept frame, "

@@ -1,21 +1,24 @@
 """Where everything lives in the lakeFS repository: every object key is built here.
 
 Keys derive from content hashes and partition keys, never from run ids or clocks, so re-running a
-partition rewrites the same keys and unchanged content leaves an empty diff.
+partition rewrites the same keys and unchanged content leaves an empty diff. A partition is a
+capture day and a source (:mod:`dataops_cv.lib.core.partitions`); ``<part>`` below is its folder,
+``date=<day>/source=<source>``.
 
 ```
 frames/<sha256[:2]>/<sha256>.<ext>               content-addressed image bytes
 sensors/<sha256[:2]>/<sha256><suffix>            content-addressed sensor blobs (LiDAR sweeps)
 augmented/<sha256[:2]>/<sha256>.png              content-addressed augmented variants
-tables/<asset>/date=<day>/part-00000.parquet     a day's table of an asset
-tables/<asset>/date=<day>/_<name>                side tables and inputs beside it
-quarantine/<asset>/date=<day>/_quarantine.parquet, <sha256[:2]>/<sha256>   reasons, kept bytes
-validation/<asset>/date=<day>/<check>.json       check evidence
+tables/<asset>/<part>/part-00000.parquet        a partition's table of an asset
+tables/<asset>/<part>/_<name>                   side tables and inputs beside it
+quarantine/<asset>/<part>/_quarantine.parquet, <sha256[:2]>/<sha256>   reasons, kept bytes
+validation/<asset>/<part>/<check>.json          check evidence
 trainsets/<name>/<version>/...                   training sets
+sources/<name>.json                              the registered sources (URI, format)
 ```
 
 On the labels branch: ``tables/label_snapshot/{_tasks.parquet,_cursor.json}``,
-``quarantine/label_snapshot/_unlinked.parquet``, ``drops/date=<day>/...`` and
+``quarantine/label_snapshot/_unlinked.parquet``, ``drops/<part>/...`` and
 ``models/prelabel/<model version>.pt``.
 """
 
@@ -23,12 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from dataops_cv.lib.core import partitions as keys_
+
 TABLES = "tables/"
 TRAINSETS = "trainsets/"
 DROPS = "drops/"
 PART_FILE = "part-00000.parquet"
 QUARANTINE_FILE = "_quarantine.parquet"
 SNAPSHOT_TABLE = "label_snapshot"
+SOURCES = "sources/"
 
 
 def frame_key(sha256: str, ext: str) -> str:
@@ -47,33 +53,39 @@ def augmented_key(sha256: str) -> str:
 
 
 def partition_prefix(asset: str) -> str:
-    """What every day's folder of ``asset`` starts with (list it to find the days)."""
+    """What every partition's folder of ``asset`` starts with (list it to find them)."""
     return f"{TABLES}{asset}/date="
 
 
 def table_key(asset: str, partition: str, part: int = 0) -> str:
-    """The day's table of ``asset``."""
-    return f"{partition_prefix(asset)}{partition}/part-{part:05d}.parquet"
+    """The partition's table of ``asset``."""
+    return f"{TABLES}{asset}/{keys_.folder(partition)}/part-{part:05d}.parquet"
 
 
 def side_key(asset: str, partition: str, name: str) -> str:
-    """A side table or record beside the day's table (``_inputs.json``, ``_features.parquet``)."""
-    return f"{partition_prefix(asset)}{partition}/{name}"
+    """A side table or record beside the partition's table (``_inputs.json``,
+    ``_features.parquet``)."""
+    return f"{TABLES}{asset}/{keys_.folder(partition)}/{name}"
 
 
 def quarantine_key(asset: str, partition: str) -> str:
-    """The day's quarantine table of ``asset``: what was set aside, with reasons."""
-    return f"quarantine/{asset}/date={partition}/{QUARANTINE_FILE}"
+    """The partition's quarantine table of ``asset``: what was set aside, with reasons."""
+    return f"quarantine/{asset}/{keys_.folder(partition)}/{QUARANTINE_FILE}"
 
 
 def quarantine_blob_key(asset: str, partition: str, sha256: str) -> str:
     """The kept bytes of a file that was set aside."""
-    return f"quarantine/{asset}/date={partition}/{sha256[:2]}/{sha256}"
+    return f"quarantine/{asset}/{keys_.folder(partition)}/{sha256[:2]}/{sha256}"
 
 
 def validation_key(asset: str, partition: str, check: str) -> str:
-    """The full report of a check (``contract``, ``drift``) on the day's table."""
-    return f"validation/{asset}/date={partition}/{check}.json"
+    """The full report of a check (``contract``, ``drift``) on the partition's table."""
+    return f"validation/{asset}/{keys_.folder(partition)}/{check}.json"
+
+
+def source_key(name: str) -> str:
+    """A registered source: its URI and format (``dataops-cv sources add``)."""
+    return f"{SOURCES}{keys_.validate_source_name(name)}.json"
 
 
 def trainset_root(name: str, version: str) -> str:
@@ -102,8 +114,8 @@ def unlinked_quarantine_key() -> str:
 
 
 def drop_prefix(partition: str) -> str:
-    """Where people and vendors commit a day's label files on the labels branch."""
-    return f"{DROPS}date={partition}/"
+    """Where people and vendors commit a partition's label files on the labels branch."""
+    return f"{DROPS}{keys_.folder(partition)}/"
 
 
 def prelabel_model_key(model_version: str) -> str:
@@ -112,13 +124,31 @@ def prelabel_model_key(model_version: str) -> str:
 
 
 def table_partitions(keys: Iterable[str], asset: str) -> list[str]:
-    """The days that have a table of ``asset`` among ``keys`` (object paths), oldest first."""
-    prefix, suffix = partition_prefix(asset), f"/{PART_FILE}"
-    return sorted({k[len(prefix):-len(suffix)] for k in keys
-                   if k.startswith(prefix) and k.endswith(suffix)})
+    """The partitions that have a table of ``asset`` among ``keys`` (object paths), by day then
+    source."""
+    prefix, suffix = f"{TABLES}{asset}/", f"/{PART_FILE}"
+    found = {keys_.from_folder(k[len(prefix):-len(suffix)]) for k in keys
+             if k.startswith(prefix) and k.endswith(suffix)}
+    return sorted((p for p in found if p is not None), key=keys_.sort_key)
 
 
 def earlier_partitions(keys: Iterable[str], asset: str, partition: str, n: int) -> list[str]:
-    """The ``n`` latest days before ``partition`` that have a table of ``asset`` among ``keys``
-    (object paths, e.g. a listing of :func:`partition_prefix`), oldest first."""
-    return [d for d in table_partitions(keys, asset) if d < partition][-n:] if n > 0 else []
+    """The ``n`` latest days before ``partition``'s day that have a table of ``asset`` of the
+    same source among ``keys`` (object paths, e.g. a listing of :func:`partition_prefix`), oldest
+    first."""
+    day, source = keys_.split_key(partition)
+    same = [p for p in table_partitions(keys, asset)
+            if keys_.source_of(p) == source and keys_.day_of(p) < day]
+    return same[-n:] if n > 0 else []
+
+
+def window_partitions(keys: Iterable[str], asset: str, partition: str, days: int) -> list[str]:
+    """Every partition, of any source, of the ``days`` latest days up to ``partition``'s day
+    that have a table of ``asset`` among ``keys`` (all of them when ``days`` is 0), with
+    ``partition`` itself, by day then source."""
+    day = keys_.day_of(partition)
+    found = [p for p in table_partitions(keys, asset) if keys_.day_of(p) <= day]
+    in_days = sorted({keys_.day_of(p) for p in found} | {day})
+    chosen = set(in_days[-days:] if days > 0 else in_days)
+    return sorted({p for p in found if keys_.day_of(p) in chosen} | {partition},
+                  key=keys_.sort_key)

@@ -108,9 +108,16 @@ class RefView:
         return layout.table_partitions(listing, asset)
 
     def earlier_partitions(self, asset: str, partition: str, n: int) -> list[str]:
-        """The ``n`` latest days before ``partition`` with a table of ``asset``, oldest first."""
+        """The ``n`` latest earlier days of ``partition``'s source with a table of ``asset``,
+        oldest first."""
         listing = (o.path for o in self.list(layout.partition_prefix(asset)))
         return layout.earlier_partitions(listing, asset, partition, n)
+
+    def window_partitions(self, asset: str, partition: str, days: int) -> list[str]:
+        """Every source's partitions of ``asset`` in the ``days`` latest days up to
+        ``partition``'s (0: all days), ``partition`` included."""
+        listing = (o.path for o in self.list(layout.partition_prefix(asset)))
+        return layout.window_partitions(listing, asset, partition, days)
 
     def checksums(self, paths: Iterable[str]) -> dict[str, str | None]:
         """lakeFS's checksum of each path (None when absent): equal checksums, equal bytes, so

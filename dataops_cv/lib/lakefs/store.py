@@ -357,6 +357,15 @@ class LakeFSStore:
             return None
         return ObjectInfo(s.path, s.checksum, s.size_bytes or 0, s.content_type, s.metadata or {})
 
+    def delete_object(self, branch: str, path: str, missing_ok: bool = True) -> None:
+        """Stage the deletion of one object on ``branch``."""
+        try:
+            self._call(f"delete {branch}:{path}", self._sdk.objects_api.delete_object,
+                       self.repository, branch, path)
+        except LakeFSNotFound:
+            if not missing_ok:
+                raise
+
     def list_objects(self, ref: str, prefix: str = "") -> Iterator[ObjectInfo]:
         after = ""
         while True:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from dataops_cv.lib.core.annotations import XYXY
+from dataops_cv.lib.core.partitions import day_of, source_of
 from dataops_cv.lib.lakefs import layout
 from dataops_cv.lib.lakefs.run_branch import RefView
 from dataops_cv.lib.training_sets.writer import Box, SampleIn
@@ -31,7 +32,7 @@ def input_tables(days: Iterable[str]) -> list[str]:
 def version_of(partition: str, inputs_json: bytes) -> str:
     """``v<YYYYMMDD>-<hash of inputs.json>``: the same inputs always give the same version, the
     same paths and the same bytes, so a rebuild is a no-op diff and a tag names one content."""
-    return f"v{partition.replace('-', '')}-{hashlib.sha256(inputs_json).hexdigest()[:10]}"
+    return f"v{day_of(partition).replace('-', '')}-{hashlib.sha256(inputs_json).hexdigest()[:10]}"
 
 
 def inputs_document(partition: str, name: str, fractions: Mapping[str, float], seed: str,
@@ -83,7 +84,7 @@ def _collect_day(view: RefView, day: str, class_id, include_augmented: bool,
         out.sessions.append(r["session_id"])
         out.originals.append(SampleIn(
             sample_id=r["sample_id"], content_sha256=r["sha256"], object_key=r["object_key"],
-            date=day, rel_path=r["rel_path"], session_id=r["session_id"], camera=r["camera"],
+            date=day_of(day), source=source_of(day), rel_path=r["rel_path"], session_id=r["session_id"], camera=r["camera"],
             width=r["width"], height=r["height"], group_key="",
             boxes=tuple(boxes.get(r["sample_id"], ())), label_source=r["label_source"],
             label_revision=r["label_revision"] or ""))
@@ -156,7 +157,7 @@ def grouped_samples(collected: Collected, group_of: Sequence[str]) -> list[Sampl
     for src, v, vboxes in collected.augmented:
         samples.append(SampleIn(
             sample_id=augmented_sample_id(src.sample_id, v["input_key"]),
-            content_sha256=v["sha256"], object_key=v["object_key"], date=src.date,
+            content_sha256=v["sha256"], object_key=v["object_key"], date=src.date, source=src.source,
             rel_path=src.rel_path, session_id=src.session_id, camera=src.camera,
             width=v["width"], height=v["height"], group_key=groups_by_id[src.sample_id],
             boxes=vboxes, label_source=src.label_source, label_revision=src.label_revision,

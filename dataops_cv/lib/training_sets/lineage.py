@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from dataops_cv.lib.core.partitions import key_of, sort_key
 from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.lakefs.layout import table_key, validation_key
 from dataops_cv.lib.lakefs.store import CommitInfo, LakeFSStore
@@ -94,7 +95,7 @@ def tag_lineage(store: LakeFSStore, tag: str) -> dict[str, Any]:
     for r in rows:
         splits[r["split"]] = splits.get(r["split"], 0) + 1
     inputs = json.loads(store.get_object(commit, f"{root}/{INPUTS_PATH}"))
-    days = sorted({r["date"] for r in rows})
+    days = sorted({key_of(r["date"], r.get("source")) for r in rows}, key=sort_key)
     tables = []
     for path in sorted(inputs.get("tables", {})):
         tables.append({"path": path, "checksum": inputs["tables"][path],
@@ -142,7 +143,7 @@ def sample_lineage(store: LakeFSStore, query: str, tag: str | None = None) -> di
 
 def _describe(store: LakeFSStore, tag: str, commit: str, name: str, version: str,
               rows: list[dict], hit: dict) -> dict[str, Any]:
-    day = hit["date"]
+    day = key_of(hit["date"], hit.get("source"))
     source = hit
     if hit.get("augmented_from"):
         source = next(r for r in rows if r["sample_id"] == hit["augmented_from"])

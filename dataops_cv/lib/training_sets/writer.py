@@ -85,6 +85,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("content_sha256", pa.string()),
     ("object_key", pa.string()),
     ("date", pa.string()),
+    ("source", pa.string()),  # the capture source of the frame
     ("rel_path", pa.string()),
     ("session_id", pa.string()),
     ("camera", pa.string()),
@@ -158,7 +159,7 @@ class SampleIn:
     sample_id: str
     content_sha256: str
     object_key: str  # lakeFS path of the image bytes
-    date: str  # capture day partition
+    date: str  # capture day
     rel_path: str
     session_id: str | None
     camera: str | None
@@ -172,6 +173,7 @@ class SampleIn:
     aug_policy_version: str | None = None
     aug_input_key: str | None = None
     aug_params: str | None = None  # JSON
+    source: str | None = None  # the capture source (None: a single-source repository's day)
 
 
 @dataclass(frozen=True)
@@ -442,7 +444,7 @@ class _SplitWriter:
             s = p.sample
             self.manifest.append({
                 "sample_id": s.sample_id, "content_sha256": s.content_sha256,
-                "object_key": s.object_key, "date": s.date, "rel_path": s.rel_path,
+                "object_key": s.object_key, "date": s.date, "source": s.source, "rel_path": s.rel_path,
                 "session_id": s.session_id, "camera": s.camera, "width": s.width,
                 "height": s.height, "split": self.split, "group_key": s.group_key,
                 "classes": sorted({b.class_name for b in boxes}), "n_boxes": len(boxes),

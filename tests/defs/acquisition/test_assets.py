@@ -50,3 +50,42 @@ def test_sensor_logs_normalise_every_sensor_and_keep_the_log_manifest(published_
     blobs = [k for k in table["object_key"].to_pylist() if k]
     assert blobs and all(k.startswith("sensors/") for k in blobs)
     assert done.check("sensor_logs_contract").passed
+
+
+def test_a_source_must_be_registered_and_a_single_source_repository_migrated(
+        lakefs_server, tmp_path):
+    """A partition of an unknown source fails naming the command that registers it; a
+    repository still in the single-source layout fails naming the migration, and runs after
+    it; a registered source is read from the registry at the run's base."""
+    from dataops_cv.lib.acquisition.migrate import migrate_to_sources
+    from dataops_cv.lib.acquisition.registry import SourceEntry, register_source
+    from tests.conftest import new_repository
+    from tests.defs.conftest import stage_resources
+
+    lakefs = new_repository(lakefs_server)
+    store = lakefs.store()
+    resources = stage_resources(lakefs, tmp_path / "drops")
+    unknown = materialize(resources, "raw_frames", partition="2026-03-04|vendor",
+                          raise_on_error=False)
+    (failure,) = unknown.result.get_step_failure_events()
+    assert "source vendor is not registered" in failure.step_failure_data.error.message
+    assert "dataops-cv sources add vendor URI" in failure.step_failure_data.error.message
+
+    register_source(store, "main", SourceEntry("vendor", "synthetic://?seed=3"))
+    vendor = materialize(resources, "raw_frames", partition="2026-03-04|vendor")
+    assert {r["source"] for r in vendor.run.day_rows("raw_frames", "2026-03-04|vendor")} == {
+        "vendor"}
+    own = materialize(resources, "raw_frames", partition="2026-03-04|synthetic")
+    assert not {r["sha256"] for r in own.run.day_rows("raw_frames", "2026-03-04|synthetic")} & {
+        r["sha256"] for r in vendor.run.day_rows("raw_frames", "2026-03-04|vendor")}
+
+    store.put_object("main", table_key("raw_frames", "2026-03-01"), store.get_object(
+        vendor.run.branch, table_key("raw_frames", "2026-03-04|vendor")))
+    store.commit("main", "a day in the single-source layout")
+    legacy = materialize(resources, "raw_frames", raise_on_error=False)
+    (failure,) = legacy.result.get_step_failure_events()
+    assert "single-source layout" in failure.step_failure_data.error.message
+    assert "dataops-cv sources migrate NAME" in failure.step_failure_data.error.message
+    migrate_to_sources(store, "main", "labels", "old-rig")
+    assert store.stat_object("main", table_key("raw_frames", "2026-03-01|old-rig"))
+    assert materialize(resources, "raw_frames").result.success

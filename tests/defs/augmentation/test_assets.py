@@ -37,7 +37,7 @@ def test_a_third_variant_computes_only_the_new_ones(published_day):
 
 
 def test_augmenting_a_day_that_was_never_fused_fails_loudly(published_day):
-    done = materialize(published_day.resources, "augmented_samples", partition="2026-03-05",
+    done = materialize(published_day.resources, "augmented_samples", partition="2026-03-05|synthetic",
                        raise_on_error=False)
     assert not done.result.success
     (failure,) = done.result.get_step_failure_events()

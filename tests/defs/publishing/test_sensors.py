@@ -22,15 +22,16 @@ def _run_without_publishing(instance, monkeypatch, partition, run_config=None):
     monkeypatch.setattr(runner, "record_dagster_run_failure", lambda *a, **k: None)
     # The steps run in this process: what the sensors do does not depend on the executor.
     config = {**(run_config or {}), "execution": {"config": {"in_process": {}}}}
+    runner.ensure_source_partition(instance, partition.split("|")[1])
     return dg.execute_job(dg.reconstructable(runner._job), instance=instance,
-                          tags={"dagster/partition": partition}, run_config=config)
+                          tags=runner.partition_tags(partition), run_config=config)
 
 
 def test_publish_sensor_merges_a_succeeded_run_once(lakefs, store, dagster_instance, monkeypatch):
     sensor = defs().resolve_sensor_def("publish_run_sensor")
     start = _tick(sensor, dagster_instance, lakefs, None)  # first tick: starts from now
     main_before = store.head("main")
-    result = _run_without_publishing(dagster_instance, monkeypatch, "2026-03-01")
+    result = _run_without_publishing(dagster_instance, monkeypatch, "2026-03-01|synthetic")
     assert result.success
     assert store.head("main") == main_before  # nothing merged until the sensor runs
 
@@ -41,7 +42,7 @@ def test_publish_sensor_merges_a_succeeded_run_once(lakefs, store, dagster_insta
     assert main_after != main_before
     merge = store.get_commit(main_after)
     assert merge.metadata["dagster_run_id"] == result.run_id
-    assert merge.metadata["dagster_partition_key"] == "2026-03-01"
+    assert merge.metadata["dagster_partition_key"] == "2026-03-01|synthetic"
     run = dagster_instance.get_run_by_id(result.run_id)
     assert run.tags[MAIN_COMMIT_TAG] == main_after and run.tags[PUBLISH_STATUS_TAG] == "merged"
 
@@ -57,7 +58,7 @@ def test_failed_run_sensor_keeps_and_marks_the_branch(lakefs, store, dagster_ins
     main_before = store.head("main")
     bad = {"resources": {"capture_source": {"config": {"synthetic_width": 16,
                                                             "synthetic_height": 16}}}}
-    result = _run_without_publishing(dagster_instance, monkeypatch, "2026-03-02", bad)
+    result = _run_without_publishing(dagster_instance, monkeypatch, "2026-03-02|synthetic", bad)
     assert not result.success
 
     tick = _tick(sensor, dagster_instance, lakefs, start.cursor)

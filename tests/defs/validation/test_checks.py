@@ -15,7 +15,13 @@ from dataops_cv.lib.lakefs.layout import validation_key
 from dataops_cv.lib.lakefs.run_branch import RunBranch, run_branch_name
 from dataops_cv.lib.validation.contracts import load_contract
 from dataops_cv.lib.validation.contracts.location import contracts_dir
-from tests.defs.conftest import DAY, location_assets, materialize
+from tests.defs.conftest import (
+    DAY,
+    location_assets,
+    materialize,
+    partition_key,
+    source_instance,
+)
 
 
 def test_the_checks_evaluate_the_table_and_commit_their_evidence(published_day):
@@ -40,11 +46,11 @@ def test_a_stricter_contract_blocks_and_names_what_failed(published_day, tmp_pat
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     check = build_contract_check(load_contract(path))
     assets = [a for a in location_assets() if not isinstance(a, dg.AssetChecksDefinition)]
-    with dg.instance_for_test() as instance:
+    with source_instance() as instance:
         result = dg.materialize(
             [*assets, check], selection=dg.AssetSelection.assets("raw_frames"),
             raise_on_error=False,
-            partition_key=DAY, resources=published_day.resources, instance=instance)
+            partition_key=partition_key(DAY), resources=published_day.resources, instance=instance)
     (blocking,) = [e for e in result.get_asset_check_evaluations()
                    if e.check_name == "raw_frames_contract"]
     assert not blocking.passed and blocking.severity == dg.AssetCheckSeverity.ERROR

@@ -65,10 +65,10 @@ def test_first_run_stores_good_files_once_and_quarantines_bad_ones(tmp_path: Pat
 def test_rerun_reads_only_new_files_and_keeps_everything_else(tmp_path: Path):
     make_drop(tmp_path)
     store = Store()
-    first = ingest_images(LocalSource(tmp_path), "d", [], [], store.put)
+    first = ingest_images(LocalSource(tmp_path), "2026-01-05|rig", [], [], store.put)
     (tmp_path / "cam0" / "new.png").write_bytes(png((1, 2, 3)))
     os.remove(tmp_path / "cam0" / "4.png")
-    second = ingest_images(LocalSource(tmp_path), "d", first.rows,
+    second = ingest_images(LocalSource(tmp_path), "2026-01-05|rig", first.rows,
                            [q.row() for q in first.quarantine], store.put)
     c = second.counts
     assert c["read"] == 1 and c["uploaded"] == 1 and c["unchanged"] == 7
@@ -80,11 +80,11 @@ def test_rerun_reads_only_new_files_and_keeps_everything_else(tmp_path: Path):
 def test_changed_bytes_under_the_same_name_are_a_conflict(tmp_path: Path):
     make_drop(tmp_path)
     store = Store()
-    first = ingest_images(LocalSource(tmp_path), "d", [], [], store.put)
+    first = ingest_images(LocalSource(tmp_path), "2026-01-05|rig", [], [], store.put)
     target = tmp_path / "cam0" / "1.png"
     old_sha = next(r["sha256"] for r in first.rows if r["rel_path"] == "cam0/1.png")
     target.write_bytes(png((9, 9, 9), size=(40, 30)))
-    second = ingest_images(LocalSource(tmp_path), "d", first.rows,
+    second = ingest_images(LocalSource(tmp_path), "2026-01-05|rig", first.rows,
                            [q.row() for q in first.quarantine], store.put)
     conflict = [q for q in second.quarantine if q.reason == Reason.NAME_CONFLICT]
     assert len(conflict) == 1 and old_sha in conflict[0].detail
@@ -107,7 +107,7 @@ def test_capture_time_and_device_come_from_the_rig_layout(tmp_path: Path):
     (cam / "1772352000138988.png").write_bytes(png((5, 5, 5)))
     (tmp_path / "loose.png").write_bytes(png((6, 6, 6)))
     rows = {r["rel_path"]: r for r in
-            ingest_images(LocalSource(tmp_path), "d", [], [], Store().put).rows}
+            ingest_images(LocalSource(tmp_path), "2026-01-05|rig", [], [], Store().put).rows}
     rig = rows["20260301_s00/cam_left/1772352000138988.png"]
     assert rig["device_id"] == "cam_left"
     assert rig["capture_time"].isoformat() == "2026-03-01T08:00:00.138988+00:00"

@@ -49,7 +49,7 @@ def coco_drop(tmp_path: Path) -> Path:
 
 def test_labels_attach_by_hash_and_follow_exif_rotation(coco_drop: Path):
     source = LocalSource(coco_drop)
-    frames = ingest_images(source, "d", [], [], Store().put).rows
+    frames = ingest_images(source, "2026-01-05|rig", [], [], Store().put).rows
     result = import_annotations(source, "auto", frames)
     assert result.format == "coco"
     sha = {f["rel_path"]: f["sha256"] for f in frames}
@@ -74,7 +74,7 @@ def test_labels_attach_by_hash_and_follow_exif_rotation(coco_drop: Path):
 def test_unlabeled_drop_in_auto_mode_is_images_only(tmp_path: Path):
     (tmp_path / "a.jpg").write_bytes(jpeg((20, 20)))
     source = LocalSource(tmp_path)
-    frames = ingest_images(source, "d", [], [], Store().put).rows
+    frames = ingest_images(source, "2026-01-05|rig", [], [], Store().put).rows
     result = import_annotations(source, "auto", frames)
     assert result.format == "images" and result.rows == [] and result.notes
 
@@ -100,7 +100,7 @@ def test_implausible_boxes_are_quarantined_after_the_formats_convention(tmp_path
         (100, 50, 101, 51),  # 2 x 2 px: small but plausible
     ]))
     source = LocalSource(tmp_path)
-    frames = ingest_images(source, "d", [], [], Store().put).rows
+    frames = ingest_images(source, "2026-01-05|rig", [], [], Store().put).rows
     result = import_annotations(source, "voc", frames)
     kept = [(r["x_min"], r["y_min"], r["x_max"], r["y_max"]) for r in result.rows]
     assert sorted(kept) == [(10, 20, 40, 60), (99, 49, 101, 51)]

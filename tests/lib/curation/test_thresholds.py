@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataops_cv.lib.curation.decisions import decide, day_reference, split_list
+from dataops_cv.lib.curation.decisions import day_reference, decide, split_list
 from dataops_cv.lib.curation.thresholds import limits, reference_from_rows
 from dataops_cv.lib.validation.contracts import CurationSpec, load_contract
 from tests.lib.curation.test_decisions import frame

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dataops_cv.defs.labeling.assets.tasks import TASKS_TABLE
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import LabelStudioResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch, table_metadata
 from dataops_cv.defs.tags import LABELS_TAGS
@@ -13,7 +13,7 @@ from dataops_cv.lib.lakefs.layout import SNAPSHOT_TABLE, table_key
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="labeling",
     kinds={"labelstudio", "lakefs", "parquet"},
     deps=["prelabels", "label_snapshot"],
@@ -24,7 +24,7 @@ def audit_queue(context: dg.AssetExecutionContext, lakefs: LakeFSResource,
                 label_studio: LabelStudioResource) -> dg.MaterializeResult:
     """The day's frames ranked for human review: where the model is least sure, and where
     annotators disagree, most urgent first, with a link to each Label Studio task."""
-    partition = context.partition_key
+    partition = str(context.partition_key)
     run = open_run_branch(context, lakefs)
     tasks = {str(r["sha256"]): (int(r["ls_task_id"]), int(r["ls_project"]))
              for r in run.day_rows(TASKS_TABLE, partition)}

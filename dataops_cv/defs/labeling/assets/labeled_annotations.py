@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch, table_metadata
 from dataops_cv.defs.tags import LABELS_COMMIT_TAG
@@ -12,7 +12,7 @@ from dataops_cv.lib.lakefs.layout import table_key
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="labeling",
     kinds={"lakefs", "parquet"},
     deps=["raw_frames", "label_snapshot"],
@@ -22,7 +22,7 @@ def labeled_annotations(context: dg.AssetExecutionContext, lakefs: LakeFSResourc
                         contracts: ContractsResource) -> dg.MaterializeResult:
     """One day's human labels from the labels branch (Label Studio snapshots and vendor drops in
     COCO, VOC, YOLO or Label Studio JSON) as the canonical table, pinned to one labels commit."""
-    partition = context.partition_key
+    partition = str(context.partition_key)
     store = lakefs.store()
     run = open_run_branch(context, lakefs)
     frames = run.day_rows("raw_frames", partition)

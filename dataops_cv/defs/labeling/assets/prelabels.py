@@ -5,7 +5,7 @@ import json
 import dagster as dg
 
 from dataops_cv.defs.labeling.assets.tasks import TASKS_TABLE
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import ContractsResource, LabelStudioResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch
 from dataops_cv.defs.tags import LABELS_TAGS
@@ -51,7 +51,7 @@ def _send(client, project: int, model, todo: list[str], tasks: dict[str, int], l
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="labeling",
     kinds={"labelstudio", "lakefs", "pytorch"},
     deps=["labelstudio_tasks", "label_snapshot"],
@@ -74,7 +74,7 @@ def prelabels(context: dg.AssetExecutionContext, lakefs: LakeFSResource,
         training_boxes,
     )
 
-    partition = context.partition_key
+    partition = str(context.partition_key)
     store = lakefs.store()
     main = RefView(store, store.head(lakefs.main_branch))
     run = open_run_branch(context, lakefs)

@@ -3,7 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
-from dataops_cv.defs.partitions import daily_partitions
+from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import ContractsResource, LabelStudioResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch, table_metadata
 from dataops_cv.defs.tags import LABELS_TAGS
@@ -16,7 +16,7 @@ TASKS_SCHEMA = pa.schema([("sha256", pa.string()), ("ls_task_id", pa.int64()),
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=day_source_partitions,
     group_name="labeling",
     kinds={"labelstudio", "lakefs"},
     deps=["raw_frames"],
@@ -29,7 +29,7 @@ def labelstudio_tasks(
 ) -> dg.MaterializeResult:
     """One Label Studio task per published frame of the day (images served from lakeFS), and the
     frame-to-task table on the labels branch."""
-    partition = context.partition_key
+    partition = str(context.partition_key)
     store = lakefs.store()
     main = RefView(store, store.head(lakefs.main_branch))
     frames_path = table_key("raw_frames", partition)

@@ -30,6 +30,7 @@ One key per line and one list item per line, so a change to a contract is a one-
                                      # op: greater_than | greater_or_equal
       - {name: ..., rule: unique, columns: [a, b], where_null: c}   # where_null optional
       - {name: ..., rule: relation, column: image_sha256, references: raw_frames.sha256}
+        # across_sources: true on a self-reference also accepts the same day's other sources
       - {name: ..., rule: quarantine_rate, max_fraction: 0.01}
       - {name: ..., rule: mean_between, column: score, min: 0.2, max: 0.9}
       - {name: ..., rule: quantile, rows_per: image_sha256, quantile: 0.95, max: 60}

@@ -246,7 +246,7 @@ _RULE_KEYS: dict[str, tuple[list[str], list[str]]] = {
     "row_count": ([], ["min", "max"]),
     "column_pair": (["left", "op", "right"], []),
     "unique": (["columns"], ["where_null"]),
-    "relation": (["column", "references"], []),
+    "relation": (["column", "references"], ["across_sources"]),
     "quarantine_rate": (["max_fraction"], []),
     "mean_between": ([], ["column", "rows_per", "min", "max"]),
     "quantile": (["quantile"], ["column", "rows_per", "min", "max"]),
@@ -290,7 +290,8 @@ def _rule(r: YamlReader, key: str, value: object, names: set[str],
             r.fail(f"{key}.references", f"expected '<table>.<column>', found {ref!r}")
         if match["table"] == table and match["column"] not in names:
             r.fail(f"{key}.references", f"this contract has no column {match['column']!r}")
-        return Relation(name, sev, column, match["table"], match["column"])
+        across = r.boolean(m.get("across_sources", False), f"{key}.across_sources")
+        return Relation(name, sev, column, match["table"], match["column"], across)
     if kind == "quarantine_rate":
         return QuarantineRate(name, sev, r.fraction(m["max_fraction"], f"{key}.max_fraction"))
     if kind in ("mean_between", "quantile"):

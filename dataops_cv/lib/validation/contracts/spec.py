@@ -76,13 +76,15 @@ class Unique:
 
 @dataclass(frozen=True)
 class Relation:
-    """Every non-null ``column`` value exists in ``table.ref_column`` (passed to validate)."""
+    """Every non-null ``column`` value exists in ``table.ref_column`` (passed to validate);
+    ``across_sources``: in the partition's table or the same day's tables of other sources."""
 
     name: str
     severity: str
     column: str
     table: str
     ref_column: str
+    across_sources: bool = False
 
 
 @dataclass(frozen=True)

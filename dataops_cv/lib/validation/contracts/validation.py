@@ -395,7 +395,13 @@ def _relation(contract: Contract, rule: Relation, df: pd.DataFrame,
     if rule.column not in df:
         return _not_evaluated(_meta(rule.name, rule.column, rule.severity, expected, []),
                               [rule.column])
-    ref = df if rule.table == contract.table else related[rule.table]
+    if rule.table == contract.table:
+        # A table referencing itself: its own rows, and with across_sources the same day's
+        # other sources' rows the caller gives (a duplicate may name a frame another keeps).
+        ref = pd.concat([df, related[rule.table]]) \
+            if rule.across_sources and rule.table in related else df
+    else:
+        ref = related[rule.table]
     if rule.ref_column not in ref:
         return _not_evaluated(_meta(rule.name, rule.column, rule.severity, expected, []),
                               [rule.ref_column])
