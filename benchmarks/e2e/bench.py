@@ -2,7 +2,8 @@
 hash floor of the same files measured in the same run.
 
 For each size: the project's generator writes one rig day (4 sessions x 2 cameras, JPEG, with
-IMU / GPS / LiDAR logs) into a folder; the floor reads, SHA-256-hashes and fully decodes every
+IMU / GPS / LiDAR logs) into a folder, re-encoded with sensor noise so the frames decode like
+camera photos (``--flat`` keeps the generator's flat frames); the floor reads, SHA-256-hashes and fully decodes every
 image of it in this process; then one `dataops_job` run (own lakeFS started here, own Dagster
 instance, the executor chosen) ingests it as a registered source and publishes. Per stage it
 prints the step's wall time (from the run's event log) and its ratio to the floor; for the run:
@@ -60,6 +61,20 @@ def write_day(root: Path, frames: int, width: int, height: int, seed: int = 0) -
                          defects=DefectConfig.none())
     write_drop(config, DAY, root / DAY)
     return root
+
+
+def add_sensor_noise(files: list[Path], sigma: float = 10.0) -> None:
+    """Re-encode every frame with per-pixel sensor noise: the generator's flat procedural
+    shapes decode several times faster than camera photos, which would flatter the floor."""
+    import numpy as np
+    from PIL import Image
+
+    for i, path in enumerate(files):
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB"), dtype=np.int16)
+        noise = np.random.default_rng(i).normal(0, sigma, pixels.shape).astype(np.int16)
+        Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8)).save(
+            path, format="JPEG", quality=90)
 
 
 def images(root: Path) -> list[Path]:
@@ -155,6 +170,8 @@ def main() -> int:
     parser.add_argument("--executor", choices=["in_process", "multiprocess"],
                         default="in_process")
     parser.add_argument("--rerun", action="store_true", help="+1%% frames on the largest day")
+    parser.add_argument("--flat", action="store_true",
+                        help="keep the generator's flat frames (no sensor noise)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -185,6 +202,8 @@ def main() -> int:
                 for n in sizes:
                     root = write_day(state_dir / f"rig-{n}", n, args.width, args.height)
                     files = images(root)
+                    if not args.flat:
+                        add_sensor_noise(files)
                     source = f"rig-{n}"
                     register_source(store, "main", SourceEntry(source, str(root), "auto"))
                     floor_s = floor(files)
