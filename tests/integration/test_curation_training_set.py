@@ -148,15 +148,36 @@ def test_curation_and_training_set_end_to_end(store, dagster_instance, planted, 
     loader = torch.utils.data.DataLoader(TrainingSetDataset(tag, cache_dir=tmp_path / "cache"),
                                          batch_size=8, num_workers=2,
                                          collate_fn=collate_detection)
-    seen = {}
+    seen, pixels = {}, {}
+    variant_ids = {m["sample_id"] for m in manifest if m["augmented_from"]}
     for images, targets in loader:
         for image, target in zip(images, targets, strict=True):
             got = sorted((n, *map(float, b)) for n, b in zip(
                 target["class_names"], target["boxes"].tolist(), strict=True))
             seen[target["sample_id"]] = got
             assert image.dtype == torch.uint8 and image.shape[0] == 3
+            if target["sample_id"] in variant_ids:
+                pixels[target["sample_id"]] = image.permute(1, 2, 0).numpy().copy()
     assert sorted(seen) == sorted(m["sample_id"] for m in manifest)
     assert all(seen[s] == sorted(want.get(s, [])) for s in seen)
+
+    # -- variants are recipes rendered in the loader's worker processes: the same pixels as the
+    # render augmentation stored (the previewed ones) and as one rendered here from the recipe.
+    from dataops_cv.lib.augmentation.params import AugParams
+    from dataops_cv.lib.augmentation.stream import render_pixels
+
+    by_id = {m["sample_id"]: m for m in manifest}
+    compared = 0
+    for sid in sorted(variant_ids):
+        m = by_id[sid]
+        source = store.get_object(tag, by_id[m["augmented_from"]]["object_key"])
+        assert np.array_equal(pixels[sid], render_pixels(source, AugParams.from_json(
+            m["aug_params"]))), sid
+        if m["content_sha256"]:
+            stored = np.asarray(Image.open(io.BytesIO(store.get_object(tag, m["object_key"]))))
+            assert np.array_equal(pixels[sid], stored), sid
+            compared += 1
+    assert variant_ids and compared, "no stored render of a variant to compare with"
 
     # -- rebuilding the tag from its inputs gives the same bytes, and main does not move.
     written = {p: hashlib.sha256(store.get_object(tag, f"{root}/{p}")).hexdigest()

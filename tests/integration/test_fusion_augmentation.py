@@ -13,6 +13,7 @@ import yaml
 from dataops_cv.lib.augmentation.geometry import transform_boxes
 from dataops_cv.lib.augmentation.params import AugParams
 from dataops_cv.lib.core.partitions import folder
+from dataops_cv.lib.core.previews import PREVIEW_FRAMES
 from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.lakefs.layout import table_key
 from dataops_cv.runner import run_pipeline
@@ -79,6 +80,9 @@ def test_fused_and_augmented_samples_land_on_main_and_rerun_only_what_changed(
     assert len(variants) == 2 * len(distinct)
     assert {(v["source_sha256"], v["variant"]) for v in variants} == \
         {(s, k) for s in distinct for k in (0, 1)}
+    # render: preview (the default) stores the previewed variants; the rest are recipes.
+    assert all(v["rendered"] for v in variants[:6])
+    assert not any(v["rendered"] for v in variants[PREVIEW_FRAMES:])
     for v in variants[:6]:
         data = store.get_object("main", v["object_key"])
         assert hashlib.sha256(data).hexdigest() == v["sha256"]
@@ -112,8 +116,8 @@ def test_fused_and_augmented_samples_land_on_main_and_rerun_only_what_changed(
     assert reseeded.status == "SUCCESS", reseeded.error
     assert reseeded.counts["augment_computed"] == len(variants)
     new = _table(store, "main", table_key("augmented_samples", PARTITION))
-    old_bytes = {v["sha256"] for v in variants}
-    assert sum(v["sha256"] not in old_bytes for v in new) >= len(new) * 0.8
+    old_params = {v["params"] for v in variants}
+    assert sum(v["params"] not in old_params for v in new) >= len(new) * 0.8
 
     # Back to the first policy: computed again from scratch, in another run and other step
     # processes, and byte for byte the first run's variants.

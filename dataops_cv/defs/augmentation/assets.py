@@ -2,6 +2,7 @@
 
 import time
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -24,6 +25,12 @@ class AugmentationConfig(dg.Config):
         default=-1, description="Override the policy's K for this run; -1 keeps the policy's.")
     batch_size: int = Field(default=16, description="Variants computed per batch (memory bound).")
     device: str = Field(default="auto", description="auto (CUDA when present) | cpu | cuda.")
+    render: Literal["none", "preview", "all"] = Field(
+        default="preview",
+        description="Which variants get their PNG stored under augmented/: none (recipes only; "
+                    "the UI preview is rendered in memory), preview (the variants the UI "
+                    "previews) or all. Every variant is a recipe that TrainingSetDataset and "
+                    "exports render on the fly, byte-identical to a stored render.")
 
 
 def _samples(run: RunBranch, partition: str, stream) -> tuple[list, dict[str, str]]:
@@ -39,9 +46,21 @@ def _samples(run: RunBranch, partition: str, stream) -> tuple[list, dict[str, st
         rows, source = label_source(sha, labeled, imported)
         boxes = tuple(stream.SourceBox(b["annotation_id"], b["class_name"], b["class_id"],
                                        tuple(b[c] for c in XYXY)) for b in rows)
-        return stream.SourceSample(sha, lambda: run.read(object_key), boxes, source)
+        return stream.SourceSample(sha, lambda: run.read(object_key), boxes, source,
+                                   sizes.get(sha))
 
+    # Displayed sizes (after EXIF orientation) from ingest: a recipe then needs no decode.
+    sizes = {r["sha256"]: (int(r["width"]), int(r["height"]))
+             for r in run.day_rows("raw_frames", partition)
+             if r["sha256"] in keys and r.get("width") and r.get("height")}
     return [sample(sha, key) for sha, key in sorted(keys.items())], keys
+
+
+def _preview_keys(samples, policy, k: int, stream) -> frozenset[str]:
+    """The input keys of the variants the materialization previews: the first rows of the table
+    in its (source_sha256, variant) order."""
+    ordered = [stream.input_key(policy, s, v) for s in samples for v in range(k)]
+    return frozenset(ordered[:PREVIEW_FRAMES])
 
 
 @dg.asset(
@@ -55,8 +74,15 @@ def augmented_samples(
     context: dg.AssetExecutionContext, config: AugmentationConfig, lakefs: LakeFSResource,
     contracts: ContractsResource,
 ) -> dg.MaterializeResult:
-    """One day's augmented variants: K per distinct fused frame, PNG bytes under augmented/<sha256>,
-    a row per variant with its source and exact parameters, and the moved boxes."""
+    """One day's augmented variants: K per distinct fused frame, a row per variant with its
+    source and exact parameters (its recipe) and the moved boxes; PNG bytes under
+    augmented/<sha256> for the variants ``render`` asks to store (default: the previewed ones).
+
+    Why ``preview`` by default: at nightly scale rendering every variant to lossless PNG was
+    ~70% of the whole graph's time and wrote many times the source's bytes, while trainers
+    augment in their loaders anyway; here the loaders (TrainingSetDataset, exports) render the
+    recorded recipe, byte-identical to a stored render, so the record stays exact and the UI
+    keeps its thumbnails. ``all`` is for teams that want every PNG on lakeFS."""
     # torch and the kernels load only in this step
     from dataops_cv.lib.augmentation import kernels, stream, tables
     from dataops_cv.lib.augmentation.policy import load_policy
@@ -76,21 +102,31 @@ def augmented_samples(
                          f"(dataops_job does)")
     samples, keys = _samples(run, partition, stream)
     wanted = {stream.input_key(policy, s, v) for s in samples for v in range(k)}
+    stored = (wanted if config.render == "all"
+              else _preview_keys(samples, policy, k, stream) if config.render == "preview"
+              else frozenset())
     table_path = table_key("augmented_samples", partition)
     boxes_path = side_key("augmented_samples", partition, "_annotations.parquet")
+    # A row is reused unless this run must store a render it lacks (a recipe's bytes are the
+    # same whenever they are rendered, so a stored render is always kept).
     previous = {r["input_key"]: r for r in run.rows(table_path)
-                if r["input_key"] in wanted and r["policy_version"] == policy.version}
+                if r["input_key"] in wanted and r["policy_version"] == policy.version
+                and (r.get("rendered", True) or r["input_key"] not in stored)}
+    for r in previous.values():
+        r.setdefault("rendered", r.get("sha256") is not None)
     rows = list(previous.values())
     # Two variants can have the same bytes (both drew no transform), so boxes follow input keys.
     box_rows = [b for b in run.rows(boxes_path) if b["input_key"] in previous]
 
     started = time.perf_counter()
-    computed = uploaded = 0
+    computed = uploaded = rendered = 0
     for variant in stream.augment_stream(samples, policy, variants=k,
                                          skip=frozenset(previous), batch_size=config.batch_size,
-                                         device=device):
-        uploaded += run.put_content_addressed(augmented_key(variant.sha256), variant.png,
-                                              "image/png")
+                                         device=device, render=stored.__contains__):
+        if variant.png is not None:
+            rendered += 1
+            uploaded += run.put_content_addressed(augmented_key(variant.sha256), variant.png,
+                                                  "image/png")
         rows.append(tables.variant_row(variant, policy, keys[variant.source.sha256]))
         box_rows.extend(tables.variant_box_rows(variant))
         computed += 1
@@ -110,8 +146,8 @@ def augmented_samples(
     by_input: dict[str, list[dict]] = {}
     for b in box_rows:
         by_input.setdefault(b["input_key"], []).append(b)
-    preview = [(run.read(r["object_key"]), box_tuples(by_input.get(r["input_key"], [])))
-               for r in rows[:PREVIEW_FRAMES]]
+    preview = [(_preview_image(run, r, keys, stream),
+                box_tuples(by_input.get(r["input_key"], []))) for r in rows[:PREVIEW_FRAMES]]
     return dg.MaterializeResult(
         metadata={
             **commit_metadata(run, commit.id),
@@ -120,6 +156,9 @@ def augmented_samples(
             "count_augment_computed": computed,
             "count_augment_reused": len(previous),
             "count_augment_uploaded": uploaded,
+            "count_augment_rendered": rendered,
+            "count_augment_stored": sum(1 for r in rows if r["rendered"]),
+            "render": dg.MetadataValue.text(config.render),
             "count_augment_boxes": len(box_rows),
             "count_augment_boxes_dropped": sum(int(r["boxes_dropped"]) for r in rows),
             "variants_per_sample": k,
@@ -131,3 +170,13 @@ def augmented_samples(
             "preview": dg.MetadataValue.md(preview_markdown(preview, "_no samples_")),
         }
     )
+
+
+def _preview_image(run: RunBranch, row: dict, keys: dict[str, str], stream) -> bytes:
+    """A previewed variant's PNG: its stored render, or rendered now from its recipe."""
+    if row["rendered"]:
+        return run.read(row["object_key"])
+    from dataops_cv.lib.augmentation.params import AugParams
+
+    return stream.render_png(run.read(keys[row["source_sha256"]]),
+                             AugParams.from_json(row["params"]))

@@ -1,11 +1,16 @@
-"""Streaming augmentation: source samples in, augmented variants (PNG bytes and boxes) out.
+"""Streaming augmentation: source samples in, augmented variants (recipes, boxes, PNG) out.
 
-:func:`augment_stream` decodes each source once per batch, samples every variant's parameters
-(:mod:`dataops_cv.lib.augmentation.params`), applies them on the device in bounded batches
-(:mod:`dataops_cv.lib.augmentation.kernels`, hence torch), moves the boxes
-(:mod:`dataops_cv.lib.augmentation.geometry`) and encodes PNG. A variant's :func:`input_key` names
-everything it depends on, so a caller skips the variants it already holds. The PNG encoder
-(Pillow over the host's zlib) is the one outside dependency of the bytes, as for the synthetic rig.
+:func:`augment_stream` samples every variant's parameters
+(:mod:`dataops_cv.lib.augmentation.params`) and moves the boxes
+(:mod:`dataops_cv.lib.augmentation.geometry`) — the variant's *recipe*, cheap — and renders pixels
+only for the variants the caller asks for: it decodes their sources once per batch, applies the
+kernels on the device (:mod:`dataops_cv.lib.augmentation.kernels`, hence torch) and encodes PNG.
+:func:`render_pixels` / :func:`render_png` rebuild any variant from its recipe and its source's
+bytes, byte-identical to what the stream rendered, so readers render on the fly.
+
+A variant's :func:`input_key` names everything it depends on, so a caller skips the variants it
+already holds. The PNG encoder (Pillow over the host's zlib) is the one outside dependency of the
+bytes, as for the synthetic rig.
 """
 
 from __future__ import annotations
@@ -47,18 +52,21 @@ class SourceSample:
     load: Callable[[], bytes]
     boxes: tuple[SourceBox, ...] = ()
     label_source: str = "none"
+    size: tuple[int, int] | None = None  # (width, height) of the displayed frame, when known:
+    # a variant that is not rendered then needs no decode at all
 
 
 @dataclass(frozen=True)
 class AugmentedVariant:
-    """One computed variant: its parameters, PNG bytes and the boxes that survived."""
+    """One computed variant: its parameters, the boxes that survived and, when it was rendered,
+    its PNG bytes (``png`` and ``sha256`` are None for a recipe only)."""
 
     source: SourceSample
     variant: int
     input_key: str
     params: AugParams
-    png: bytes
-    sha256: str
+    png: bytes | None
+    sha256: str | None
     boxes: list[dict] = field(default_factory=list)  # kept boxes, with their source ids
     boxes_dropped: int = 0
 
@@ -90,11 +98,30 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def render_pixels(source: bytes, params: AugParams, device: str = "cpu") -> np.ndarray:
+    """The H×W×3 uint8 pixels of the variant ``params`` describes, from its source's encoded
+    bytes: the pixels :func:`augment_stream` renders for it, on any device and in any process.
+
+    Raises:
+        ValueError: the source's size is not the one the parameters were sampled for.
+    """
+    return apply_batch([decode_rgb(source)], [params], device)[0]
+
+
+def render_png(source: bytes, params: AugParams, device: str = "cpu") -> bytes:
+    """The variant's PNG bytes, byte-identical to the materialized ``augmented/<sha256>.png``."""
+    return encode_png(render_pixels(source, params, device))
+
+
 def augment_stream(samples: Iterable[SourceSample], policy: AugmentationPolicy, *,
                    variants: int | None = None, skip: frozenset[str] = frozenset(),
-                   batch_size: int = 16, device: str = "cpu") -> Iterator[AugmentedVariant]:
+                   batch_size: int = 16, device: str = "cpu",
+                   render: Callable[[str], bool] | bool = True) -> Iterator[AugmentedVariant]:
     """Yield every variant of every sample whose input key is not in ``skip``, in bounded batches
     of about ``batch_size`` variants (a sample's source image is decoded once per batch).
+
+    ``render`` says which variants get pixels: True (all), False (recipes only) or a predicate
+    on the input key. A recipe of a sample whose ``size`` is known needs no decode.
 
     Raises:
         ValueError: when ``batch_size`` is below 1.
@@ -102,13 +129,14 @@ def augment_stream(samples: Iterable[SourceSample], policy: AugmentationPolicy, 
     k = policy.variants_per_sample if variants is None else variants
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    pending: list[tuple[SourceSample, int, str]] = []
+    wants = render if callable(render) else (lambda _key, r=bool(render): r)
+    pending: list[tuple[SourceSample, int, str, bool]] = []
     for sample in samples:
         for variant in range(k):
             key = input_key(policy, sample, variant)
             if key in skip:
                 continue
-            pending.append((sample, variant, key))
+            pending.append((sample, variant, key, bool(wants(key))))
             if len(pending) >= batch_size:
                 yield from _augment_batch(pending, policy, device)
                 pending = []
@@ -116,26 +144,33 @@ def augment_stream(samples: Iterable[SourceSample], policy: AugmentationPolicy, 
         yield from _augment_batch(pending, policy, device)
 
 
-def _augment_batch(pending: list[tuple[SourceSample, int, str]], policy: AugmentationPolicy,
-                   device: str) -> Iterator[AugmentedVariant]:
-    """The variants of one batch of (sample, variant number, input key), in that order."""
+def _augment_batch(pending: list[tuple[SourceSample, int, str, bool]],
+                   policy: AugmentationPolicy, device: str) -> Iterator[AugmentedVariant]:
+    """The variants of one batch of (sample, variant number, input key, render?), in order."""
     decoded: dict[str, np.ndarray] = {}
-    images, plist = [], []
-    for sample, variant, _ in pending:
-        if sample.sha256 not in decoded:
-            decoded[sample.sha256] = decode_rgb(sample.load())
-        pixels = decoded[sample.sha256]
-        images.append(pixels)
-        plist.append(sample_params(policy, sample.sha256, variant, pixels.shape[1],
-                                   pixels.shape[0]))
-    outputs = apply_batch(images, plist, device)
-    for (sample, variant, key), params, pixels in zip(pending, plist, outputs):
-        png = encode_png(pixels)
+    plist: list[AugParams] = []
+    images, rendered = [], []
+    for i, (sample, variant, _, draw) in enumerate(pending):
+        pixels = None
+        if draw or sample.size is None:
+            if sample.sha256 not in decoded:
+                decoded[sample.sha256] = decode_rgb(sample.load())
+            pixels = decoded[sample.sha256]
+            width, height = pixels.shape[1], pixels.shape[0]
+        else:
+            width, height = sample.size
+        plist.append(sample_params(policy, sample.sha256, variant, width, height))
+        if draw:
+            images.append(pixels)
+            rendered.append(i)
+    outputs = dict(zip(rendered, apply_batch(images, [plist[i] for i in rendered], device)))
+    for i, ((sample, variant, key, _), params) in enumerate(zip(pending, plist)):
+        png = encode_png(outputs[i]) if i in outputs else None
         src = np.array([b.box for b in sample.boxes], dtype=np.float64).reshape(-1, 4)
         moved = transform_boxes(src, params, policy.min_visibility, policy.min_size_px)
         yield AugmentedVariant(sample, variant, key, params, png,
-                               hashlib.sha256(png).hexdigest(), _kept_boxes(sample, moved),
-                               int((~moved.kept).sum()))
+                               hashlib.sha256(png).hexdigest() if png is not None else None,
+                               _kept_boxes(sample, moved), int((~moved.kept).sum()))
 
 
 def _kept_boxes(sample: SourceSample, moved: BoxResult) -> list[dict]:

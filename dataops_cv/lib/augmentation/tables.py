@@ -1,8 +1,10 @@
 """The tables augmentation writes: ``augmented_samples`` and its boxes, and their object keys.
 
 A row of ``augmented_samples`` (:data:`AUGMENTED_SCHEMA`) records a variant's source, input key
-and every sampled parameter, so any variant can be rebuilt from its row alone; its kept boxes go
-to a companion table (:data:`AUGMENTED_BOXES_SCHEMA`). Loading the schemas needs no torch.
+and every sampled parameter — its recipe — so any variant can be rebuilt from its row and its
+source's bytes alone (:func:`dataops_cv.lib.augmentation.stream.render_png`); ``rendered`` says
+whether its PNG is also stored (``sha256`` and ``object_key`` are null otherwise). Its kept boxes
+go to a companion table (:data:`AUGMENTED_BOXES_SCHEMA`). Loading the schemas needs no torch.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ AUGMENTED_SCHEMA = pa.schema([
     ("rotate_deg", pa.float64()), ("scale", pa.float64()), ("translate_x", pa.float64()),
     ("translate_y", pa.float64()), ("brightness", pa.float64()), ("contrast", pa.float64()),
     ("saturation", pa.float64()), ("blur_kernel", pa.int32()), ("noise_std", pa.float64()),
-    ("cutouts", pa.int32()), ("params", pa.string()),
+    ("cutouts", pa.int32()), ("params", pa.string()), ("rendered", pa.bool_()),
 ])
 # The boxes of every variant, in the canonical annotation columns plus where each came from.
 AUGMENTED_BOXES_SCHEMA = pa.schema([
@@ -46,7 +48,8 @@ def variant_row(v: AugmentedVariant, policy: AugmentationPolicy, source_object_k
     p = v.params
     crop = p.crop or (None, None, None, None)
     return {
-        "sha256": v.sha256, "object_key": augmented_key(v.sha256),
+        "sha256": v.sha256,
+        "object_key": augmented_key(v.sha256) if v.sha256 is not None else None,
         "source_sha256": v.source.sha256, "source_object_key": source_object_key,
         "variant": v.variant, "input_key": v.input_key, "policy_version": policy.version,
         "width": p.width, "height": p.height, "label_source": v.source.label_source,
@@ -57,13 +60,13 @@ def variant_row(v: AugmentedVariant, policy: AugmentationPolicy, source_object_k
         "translate_x": p.translate[0], "translate_y": p.translate[1],
         "brightness": p.brightness, "contrast": p.contrast, "saturation": p.saturation,
         "blur_kernel": p.blur_kernel, "noise_std": p.noise_std, "cutouts": len(p.cutouts),
-        "params": p.to_json(),
+        "params": p.to_json(), "rendered": v.sha256 is not None,
     }
 
 
 def variant_box_rows(v: AugmentedVariant) -> list[dict]:
     """The variant's kept boxes (AUGMENTED_BOXES_SCHEMA); ids are stable per (input, box)."""
-    return [{"image_sha256": v.sha256,
+    return [{"image_sha256": v.sha256,  # None for a recipe; input_key names the variant
              "annotation_id": hashlib.sha256(
                  f"{v.input_key}:{b['source_annotation_id']}".encode()).hexdigest()[:32],
              "input_key": v.input_key, "source_sha256": v.source.sha256, **b} for b in v.boxes]

@@ -16,7 +16,7 @@ from dataops_cv.lib.lakefs.run_branch import RefView
 from dataops_cv.lib.training_sets.writer import Box, SampleIn
 
 # Bumped when the same inputs would give other bytes: it is part of every version.
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"  # 2: augmented variants are recipes, not shard rows
 CURATED = "curated_samples"
 AUGMENTED = "augmented_samples"
 

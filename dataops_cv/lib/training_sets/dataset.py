@@ -291,6 +291,11 @@ class TrainingSetDataset(torch.utils.data.Dataset):
     ``class_names``, ``sample_id`` and ``content_sha256``. With ``transform`` the pair is passed
     through ``transform(image, target)``, which returns the new pair (torchvision v2 style).
 
+    An augmented variant is a recipe in the manifest: its pixels are rendered here from its
+    source's stored bytes and ``aug_params``, byte-identical to the PNG augmentation stores with
+    ``render: all`` (in any process, DataLoader workers included); its ``content_sha256`` is that
+    PNG's digest when one was stored, else None.
+
     Args:
         ref: a tag ``trainset-<name>-<version>``, or a commit id or branch; for the latter
             ``name`` is required and ``version`` may be left out when only one exists there.
@@ -328,17 +333,34 @@ class TrainingSetDataset(torch.utils.data.Dataset):
             raise TrainingSetError(
                 f"{ref!r} ({self.commit_id[:12]}) has no {self.root}/{MANIFEST_PATH}; training "
                 f"sets there: {_describe(list_training_sets(store, self.commit_id))}") from None
-        manifest = from_parquet_bytes(data)
+        whole = from_parquet_bytes(data)
+        manifest = whole
         if split is not None:
             manifest = manifest.filter(pc.equal(manifest["split"], split))
         self.manifest: pa.Table = manifest
         self._sample_ids: list[str] = manifest["sample_id"].to_pylist()
-        self._sha: list[str] = manifest["content_sha256"].to_pylist()
-        self._shard: list[str] = manifest["shard"].to_pylist()
-        self._offset: list[int] = manifest["image_offset"].to_pylist()
-        self._size: list[int] = manifest["image_size"].to_pylist()
-        self._shard_sha: dict[str, str] = dict(zip(self._shard,
-                                                   manifest["shard_sha256"].to_pylist()))
+        self._sha: list[str | None] = manifest["content_sha256"].to_pylist()
+        # Where each sample's stored image is: its own, or for an augmented variant (a recipe,
+        # rendered on the fly) its source's, looked up over the whole set.
+        stored = {sid: (shard, offset, size, sha) for sid, shard, offset, size, sha in zip(
+            *(whole[c].to_pylist() for c in ("sample_id", "shard", "image_offset", "image_size",
+                                            "content_sha256"))) if shard is not None}
+        self._recipe: list[str | None] = [
+            params if origin else None for origin, params in zip(
+                manifest["augmented_from"].to_pylist(), manifest["aug_params"].to_pylist())]
+        self._location: list[tuple[str, int, int, str, str]] = []
+        for sid, origin in zip(self._sample_ids, manifest["augmented_from"].to_pylist()):
+            at = origin or sid
+            if at not in stored:
+                raise TrainingSetError(
+                    f"{self.root}/{MANIFEST_PATH}: sample {sid} has no stored image"
+                    + (f" and its source {origin} neither" if origin else "")
+                    + ": the training set is inconsistent")
+            self._location.append((*stored[at], at))
+        self._shard_sha: dict[str, str] = {
+            shard: digest for shard, digest in zip(whole["shard"].to_pylist(),
+                                                   whole["shard_sha256"].to_pylist())
+            if shard is not None}
         self._load_boxes(store)
 
     def _resolve(self, store: LakeFSStore, ref: str, name: str | None,
@@ -508,34 +530,33 @@ class TrainingSetDataset(torch.utils.data.Dataset):
         return maps[shard]
 
     def _image(self, index: int) -> bytes:
-        """The sample's image bytes, checked against the manifest.
+        """The stored image bytes of the sample (of its source, for a variant), checked against
+        the manifest.
 
         Raises:
             _CorruptShard: the cached shard cannot be read or holds other bytes there.
         """
-        shard = self._shard[index]
+        shard, start, size, sha, owner = self._location[index]
         try:
             mapped = self._map(shard)
         except (OSError, ValueError) as exc:  # ValueError: mmap of an empty file
             raise _CorruptShard(f"{self.shard_cache_path(shard)} cannot be read: {exc}") from exc
-        start = self._offset[index]
-        image = mapped[start:start + self._size[index]]
+        image = mapped[start:start + size]
         found = hashlib.sha256(image).hexdigest()
-        if found != self._sha[index]:
+        if found != sha:
             raise _CorruptShard(
-                f"{self.root}/{shard} bytes {start}+{self._size[index]} (sample "
-                f"{self._sample_ids[index]}) have sha256 {found}, the manifest records "
-                f"{self._sha[index]}")
+                f"{self.root}/{shard} bytes {start}+{size} (sample {owner}) have sha256 "
+                f"{found}, the manifest records {sha}")
         return image
 
     def _checked_image(self, index: int) -> bytes:
-        """The sample's image bytes; a corrupt cached shard is deleted and fetched once more.
+        """The stored image bytes; a corrupt cached shard is deleted and fetched once more.
 
         Raises:
             TrainingSetError: the bytes are wrong in a shard this process just downloaded (and
                 found matching its digest): the training set itself is inconsistent.
         """
-        shard = self._shard[index]
+        shard = self._location[index][0]
         while True:
             try:
                 return self._image(index)
@@ -555,7 +576,16 @@ class TrainingSetDataset(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         index %= len(self)
         self._process_state()
-        image = decode_image(self._checked_image(index))
+        data = self._checked_image(index)
+        recipe = self._recipe[index]
+        if recipe is None:
+            image = decode_image(data)
+        else:  # an augmented variant: rendered from its recipe, as augmentation would store it
+            from dataops_cv.lib.augmentation.params import AugParams
+            from dataops_cv.lib.augmentation.stream import render_pixels
+
+            image = torch.from_numpy(render_pixels(data, AugParams.from_json(recipe))
+                                     ).permute(2, 0, 1)
         lo, hi = self._box_start[index], self._box_start[index + 1]
         target = {
             # Copies: a caller editing a target in place must not edit the dataset's arrays.

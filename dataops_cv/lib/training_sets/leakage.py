@@ -78,7 +78,13 @@ def audit_training_set(rows: Sequence[Mapping], features: Mapping[str, Mapping],
     report = LeakageReport()
     _split_problems(rows, report)
     _near_duplicate_problems(rows, features, report)
-    missing = sorted(shard for shard in {r["shard"] for r in rows}
+    # Augmented variants are recipes without a shard of their own (readers render them).
+    recipes = [r for r in rows if r["shard"] is None]
+    bad = [r["sample_id"] for r in recipes if not (r["augmented_from"] and r["aug_params"])]
+    if bad:
+        report.problems.append(f"{len(bad)} sample(s) without a shard that are not augmented "
+                               f"recipes, e.g. {bad[:3]}")
+    missing = sorted(shard for shard in {r["shard"] for r in rows if r["shard"] is not None}
                      if root is None or not exists(f"{root}/{shard}"))
     report.missing_shards = len(missing)
     if missing:

@@ -8,7 +8,13 @@ A training set lives under ``trainsets/<name>/<version>/`` on lakeFS::
                             the samples' original encoded image bytes and boxes (SHARD_SCHEMA),
                             in manifest order, in small row groups so a reader can stream them
 
-The manifest's ``shard``/``shard_row`` columns say where each sample is, ``shard_sha256`` is the
+Augmented variants are recipes: their manifest rows carry ``augmented_from`` (the source sample,
+in the same split) and ``aug_params`` (every parameter), and no shard — a reader renders them on
+the fly from the source's bytes (:func:`dataops_cv.lib.augmentation.stream.render_pixels`),
+byte-identical to a stored render, so a set with K variants per sample weighs what its originals
+weigh. ``content_sha256`` of a variant is its PNG's digest when augmentation stored one, else null.
+
+The manifest's ``shard``/``shard_row`` columns say where each original is, ``shard_sha256`` is the
 SHA-256 of that whole shard file (a reader verifies a downloaded shard against it without any other
 file), and ``image_offset``/``image_size`` locate the sample's image bytes inside the shard file:
 the image column is stored uncompressed and PLAIN-encoded, so each image lies in the file verbatim
@@ -434,6 +440,31 @@ class _SplitWriter:
         self.size = sum(_row_estimate(image, boxes) for _, image, boxes in carry)
         return self._emit(rows, data)
 
+    def recipe(self, p: PlannedSample) -> None:
+        """An augmented variant's manifest row and boxes, without a shard: readers render it."""
+        if not p.sample.aug_params:
+            raise ValueError(f"augmented sample {p.sample.sample_id}: no aug_params, so no reader "
+                             "could render it")
+        self._record(p, _sorted_boxes(p.sample), None, None, None, None, None)
+
+    def _record(self, p: PlannedSample, boxes: list[Box], path: str | None, row: int | None,
+                digest: str | None, offset: int | None, size: int | None) -> None:
+        s = p.sample
+        self.manifest.append({
+            "sample_id": s.sample_id, "content_sha256": s.content_sha256,
+            "object_key": s.object_key, "date": s.date, "source": s.source,
+            "rel_path": s.rel_path, "session_id": s.session_id, "camera": s.camera,
+            "width": s.width, "height": s.height, "split": self.split,
+            "group_key": s.group_key, "classes": sorted({b.class_name for b in boxes}),
+            "n_boxes": len(boxes), "label_source": s.label_source,
+            "label_revision": s.label_revision, "augmented_from": s.augmented_from,
+            "aug_policy_version": s.aug_policy_version, "aug_input_key": s.aug_input_key,
+            "aug_params": s.aug_params, "shard": path, "shard_row": row, "shard_sha256": digest,
+            "image_offset": offset, "image_size": size,
+        })
+        self.annotations.extend({"sample_id": s.sample_id, **_box_dict(b), "split": self.split}
+                                for b in boxes)
+
     def _emit(self, rows: list[tuple[PlannedSample, bytes, list[Box]]],
               data: bytes) -> TrainingSetFile:
         path = shard_path(self.split, self.index)
@@ -441,21 +472,7 @@ class _SplitWriter:
         offsets = _image_offsets(data, [image for _, image, _ in rows], path)
         self.index += 1
         for row, ((p, image, boxes), offset) in enumerate(zip(rows, offsets)):
-            s = p.sample
-            self.manifest.append({
-                "sample_id": s.sample_id, "content_sha256": s.content_sha256,
-                "object_key": s.object_key, "date": s.date, "source": s.source, "rel_path": s.rel_path,
-                "session_id": s.session_id, "camera": s.camera, "width": s.width,
-                "height": s.height, "split": self.split, "group_key": s.group_key,
-                "classes": sorted({b.class_name for b in boxes}), "n_boxes": len(boxes),
-                "label_source": s.label_source, "label_revision": s.label_revision,
-                "augmented_from": s.augmented_from, "aug_policy_version": s.aug_policy_version,
-                "aug_input_key": s.aug_input_key, "aug_params": s.aug_params,
-                "shard": path, "shard_row": row, "shard_sha256": digest,
-                "image_offset": offset, "image_size": len(image),
-            })
-            self.annotations.extend({"sample_id": s.sample_id, **_box_dict(b),
-                                     "split": self.split} for b in boxes)
+            self._record(p, boxes, path, row, digest, offset, len(image))
         return TrainingSetFile(path, data, digest)
 
 
@@ -495,7 +512,8 @@ def write_training_set(
     """Stream a training set's files: every shard as soon as it is complete, then the annotations
     and, last, the manifest.
 
-    Images come from ``fetch(object_key)`` and are verified against ``content_sha256`` before they
+    Originals' images come from ``fetch(object_key)`` (variants are recipes: never fetched) and
+    are verified against ``content_sha256`` before they
     are stored. Memory is bounded by one shard: while it is encoded, its rows, their Arrow table
     and the encoded bytes coexist (about 3 x ``max_shard_bytes``), plus ``2 * fetch_workers``
     images fetched ahead. Samples are written in (split, sample_id) order whatever the input
@@ -534,11 +552,21 @@ def write_training_set(
     annotations: list[dict] = []
     for split in SPLITS:
         writer = _SplitWriter(split, max_shard_bytes, max_shard_rows, row_group_rows)
-        for p, image in _fetched([p for p in ordered if p.split == split], fetch, fetch_workers):
+        in_split = [p for p in ordered if p.split == split]
+        for p, image in _fetched([p for p in in_split if p.sample.augmented_from is None],
+                                 fetch, fetch_workers):
             yield from writer.add(p, image)
         yield from writer.finish()
+        for p in in_split:
+            if p.sample.augmented_from is not None:
+                writer.recipe(p)
         manifest.extend(writer.manifest)
         annotations.extend(writer.annotations)
+    # Originals and recipes of a split interleave by sample_id, boxes by annotation_id within.
+    order = {(r["split"], r["sample_id"]): i for i, r in enumerate(
+        sorted(manifest, key=lambda r: (SPLITS.index(r["split"]), r["sample_id"])))}
+    manifest.sort(key=lambda r: order[r["split"], r["sample_id"]])
+    annotations.sort(key=lambda a: (order[a["split"], a["sample_id"]], a["annotation_id"]))
     yield _file(ANNOTATIONS_PATH, to_parquet_bytes(annotations, ANNOTATIONS_SCHEMA))
     yield _file(MANIFEST_PATH, to_parquet_bytes(manifest, MANIFEST_SCHEMA))
 

@@ -19,8 +19,13 @@ def test_a_training_set_is_written_under_its_version_and_audited(published_day):
     assert meta["trainset_tag"] == f"trainset-stage-test-{version}" and meta["unchanged"] is False
     manifest = done.run.rows(trainset_key("stage-test", version, "manifest.parquet"))
     assert manifest and {r["split"] for r in manifest} <= {"train", "val", "test"}
-    assert {r["shard"] for r in manifest} == {
+    originals = [r for r in manifest if not r["augmented_from"]]
+    assert {r["shard"] for r in originals} == {
         p for p in meta["digests"] if p.startswith("shards/")}
+    # Variants are recipes: no shard, their source's split and every parameter recorded.
+    variants = [r for r in manifest if r["augmented_from"]]
+    assert variants and all(r["shard"] is None and r["image_size"] is None and r["aug_params"]
+                            and r["split"] == "train" for r in variants)
     assert all(done.run.exists(trainset_key("stage-test", version, p)) for p in meta["digests"])
     assert done.run.rows(table_key("training_set", DAY)) == manifest
     assert sum(meta[f"count_trainset_{s}"] for s in ("train", "val", "test")) == len(manifest)

@@ -15,6 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
+from dataops_cv.lib.augmentation.params import AugParams
+
 from dataops_cv.lib.core.images import to_rgb
 from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.lakefs.store import LakeFSStore
@@ -75,7 +77,8 @@ def _samples() -> tuple[tuple[T.SampleIn, ...], dict[str, bytes]]:
             label_source="labeled", label_revision="0" * 64, augmented_from=source,
             aug_policy_version="hflip-1" if source else None,
             aug_input_key=f"{source}:hflip" if source else None,
-            aug_params='{"hflip": true}' if source else None)
+            aug_params=AugParams(frame.width, frame.height, hflip=True).to_json()
+            if source else None)
         samples.append(s)
         blobs[s.object_key] = data
         return s

@@ -393,3 +393,38 @@ def test_bad_names_are_rejected(name):
 def test_bad_versions_are_rejected():
     with pytest.raises(ValueError, match="v<YYYYMMDD>-<10 hex>"):
         T.tag_name("street", "v1")
+
+
+def test_variants_are_recipes_in_the_manifest_never_fetched_nor_in_a_shard():
+    originals, blobs = sample_set(30)
+    variants = [sample(500 + i, group=s.group_key, augmented_from=s.sample_id)[0]
+                for i, s in enumerate(originals)]
+    fetched: list[str] = []
+
+    def fetch(key: str) -> bytes:
+        fetched.append(key)
+        return blobs[key]
+
+    planned = T.plan_training_set(originals + variants, FRACTIONS, "s")
+    files = {f.path: f for f in T.write_training_set(planned, fetch, max_shard_rows=7)}
+    assert sorted(fetched) == sorted(s.object_key for s in originals)
+    manifest = pq.read_table(io.BytesIO(files[T.MANIFEST_PATH].data)).to_pylist()
+    assert [(r["split"], r["sample_id"]) for r in manifest] == sorted(
+        ((r["split"], r["sample_id"]) for r in manifest),
+        key=lambda k: (T.SPLITS.index(k[0]), k[1]))
+    kept = [r for r in manifest if r["augmented_from"]]
+    assert kept and all(r["shard"] is None and r["image_offset"] is None
+                        and r["aug_params"] for r in kept)
+    in_shards = {r["sample_id"] for f in files.values() if f.path.startswith("shards/")
+                 for r in pq.read_table(io.BytesIO(f.data), columns=["sample_id"]).to_pylist()}
+    assert in_shards == {r["sample_id"] for r in manifest if not r["augmented_from"]}
+    boxes = pq.read_table(io.BytesIO(files[T.ANNOTATIONS_PATH].data)).to_pylist()
+    assert {b["sample_id"] for b in boxes} >= {r["sample_id"] for r in kept}
+    order = {r["sample_id"]: i for i, r in enumerate(manifest)}
+    assert [order[b["sample_id"]] for b in boxes] == sorted(order[b["sample_id"]] for b in boxes)
+
+    broken = T.plan_training_set(originals + [dataclasses.replace(variants[0], aug_params=None)],
+                                 FRACTIONS, "s")
+    if any(p.sample.augmented_from for p in broken):
+        with pytest.raises(ValueError, match="no aug_params"):
+            list(T.write_training_set(broken, blobs.__getitem__))
