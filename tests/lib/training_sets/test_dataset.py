@@ -16,7 +16,6 @@ import torch
 from PIL import Image
 
 from dataops_cv.lib.augmentation.params import AugParams
-
 from dataops_cv.lib.core.images import to_rgb
 from dataops_cv.lib.core.tables import from_parquet_bytes
 from dataops_cv.lib.lakefs.store import LakeFSStore
