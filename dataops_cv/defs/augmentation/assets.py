@@ -56,13 +56,6 @@ def _samples(run: RunBranch, partition: str, stream) -> tuple[list, dict[str, st
     return [sample(sha, key) for sha, key in sorted(keys.items())], keys
 
 
-def _preview_keys(samples, policy, k: int, stream) -> frozenset[str]:
-    """The input keys of the variants the materialization previews: the first rows of the table
-    in its (source_sha256, variant) order."""
-    ordered = [stream.input_key(policy, s, v) for s in samples for v in range(k)]
-    return frozenset(ordered[:PREVIEW_FRAMES])
-
-
 @dg.asset(
     partitions_def=day_source_partitions,
     group_name="augmentation",
@@ -101,10 +94,12 @@ def augmented_samples(
                          f"on {run.branch}; materialize fused_samples for this day first "
                          f"(dataops_job does)")
     samples, keys = _samples(run, partition, stream)
-    wanted = {stream.input_key(policy, s, v) for s in samples for v in range(k)}
-    stored = (wanted if config.render == "all"
-              else _preview_keys(samples, policy, k, stream) if config.render == "preview"
-              else frozenset())
+    # Every variant's input key once, in the table's (source_sha256, variant) order: the
+    # preview shows its first rows.
+    ordered = [stream.input_key(policy, s, v) for s in samples for v in range(k)]
+    wanted = frozenset(ordered)
+    stored = {"all": wanted, "preview": frozenset(ordered[:PREVIEW_FRAMES]),
+              "none": frozenset()}[config.render]
     table_path = table_key("augmented_samples", partition)
     boxes_path = side_key("augmented_samples", partition, "_annotations.parquet")
     # A row is reused unless this run must store a render it lacks (a recipe's bytes are the
