@@ -63,6 +63,9 @@ class CurationConfig(dg.Config):
     embedding_min_cosine: float = Field(
         default=-1.0, description="Override the near-duplicate embedding similarity; -1 keeps "
         "the default.")
+    workers: int = Field(
+        default=0, description="Processes decoding frames for features, in chunks; 0: every "
+        "CPU available (or DATAOPS_CV_WORKERS). Results do not depend on it.")
 
     def near_duplicates(self):
         from dataops_cv.lib.curation.near_duplicates import NearDupConfig
@@ -222,7 +225,7 @@ def curated_samples(
     spec = contract.curation.for_source(source)
     history_days = run.earlier_partitions(ASSET, partition, spec.history_days)
     others = _other_sources(run, partition)
-    inputs = {"contract": contract.sha256, "config": config.model_dump(),
+    inputs = {"contract": contract.sha256, "config": config.model_dump(exclude={"workers"}),
               "features": FEATURE_VERSION, "near_duplicates": repr(near_config),
               "mislabel": mislabels.MODEL_VERSION,
               **run.checksums([fused_path, *(table_key(a, partition) for a in (
@@ -241,7 +244,8 @@ def curated_samples(
     for s in samples:
         keys.setdefault(s.sha256, s.object_key)
     features, computed = day_features(
-        run.read, keys, {r["sha256"]: r for r in run.rows(side["features.parquet"])})
+        run.read, keys, {r["sha256"]: r for r in run.rows(side["features.parquet"])},
+        workers=config.workers)
     if computed:
         context.log.info(f"features computed for {computed} frames, "
                          f"{len(features) - computed} cached")
