@@ -64,8 +64,9 @@ class CurationConfig(dg.Config):
         default=-1.0, description="Override the near-duplicate embedding similarity; -1 keeps "
         "the default.")
     workers: int = Field(
-        default=0, description="Processes decoding frames for features, in chunks; 0: every "
-        "CPU available (or DATAOPS_CV_WORKERS). Results do not depend on it.")
+        default=0, description="Processes decoding frames for features (in chunks) and "
+        "training the mislabel model's folds; 0: every CPU available (or DATAOPS_CV_WORKERS). "
+        "Results do not depend on it.")
 
     def near_duplicates(self):
         from dataops_cv.lib.curation.near_duplicates import NearDupConfig
@@ -258,7 +259,7 @@ def curated_samples(
                        for d in reversed(context_days)), samples,
                       config.mislabel_context_max_boxes),
         LabelIssueParams(config.mislabel_min_boxes, config.mislabel_min_agreement,
-                         config.mislabel_min_frames))
+                         config.mislabel_min_frames, config.workers))
     context.log.info(f"mislabel check: {found.note}")
 
     def select(useful: list[CurationSample], budget: int) -> list[int]:

@@ -72,16 +72,16 @@ def process_map(fn: Callable[[T], R], chunks: Iterable[T], workers: int = 0) -> 
     exception (in chunk order) propagates; the pool is shut down either way."""
     workers = resolve_workers(workers)
     it = iter(chunks)
-    if workers == 1:
-        for chunk in it:
-            yield fn(chunk)
-        return
     first = next(it, None)
     if first is None:
         return
-    second = next(it, None)
-    if second is None:  # one chunk: a pool would only add its start-up
+    second = next(it, None) if workers > 1 else None
+    if workers == 1 or second is None:  # one chunk: a pool would only add its start-up
         yield fn(first)
+        if second is not None:
+            yield fn(second)
+        for chunk in it:
+            yield fn(chunk)
         return
     pending: deque[Future[R]] = deque()
     context = multiprocessing.get_context("spawn")

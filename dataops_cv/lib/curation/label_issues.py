@@ -19,6 +19,7 @@ class LabelIssueParams:
     # Folds are whole frames: with only a few, each fold's model learns other scenes, and what it
     # disputes is the difference between scenes (or sub-datasets), not labels.
     min_frames: int = 20
+    workers: int = 0  # processes training the folds; <= 0: every CPU (same result either way)
 
 
 @dataclass
@@ -125,7 +126,8 @@ def find_day_label_issues(read: Callable[[str], bytes], samples: Sequence[Curati
     try:
         probs = mislabels.out_of_fold_probs(
             crops, geometry, labels, groups, len(classes),
-            mislabels.MislabelConfig(min_boxes=params.min_boxes), extra_train=extra)
+            mislabels.MislabelConfig(min_boxes=params.min_boxes), extra_train=extra,
+            workers=params.workers)
     except mislabels.NotEnoughData as exc:
         return LabelIssues(note=f"not checked: {exc}")
     agreement = float((probs.argmax(axis=1) == labels).mean())

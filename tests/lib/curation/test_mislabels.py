@@ -270,6 +270,18 @@ def test_probabilities_are_bit_identical_across_runs_and_processes():
     assert _digest(M.out_of_fold_probs(crops, geometry, labels, ids, 4, other_seed)) != first
 
 
+def test_folds_trained_in_worker_processes_give_the_same_bits_and_record():
+    crops, geometry, labels, ids = _memorisable(groups=12)
+    extra = tuple(a[:40] for a in (crops, geometry, labels))
+    config = M.MislabelConfig(folds=3, epochs=2, batch=16, min_boxes=10)
+    serial = M.out_of_fold(crops, geometry, labels, ids, 4, config, extra, workers=1)
+    parallel = M.out_of_fold(crops, geometry, labels, ids, 4, config, extra, workers=2)
+    assert serial.probs.tobytes() == parallel.probs.tobytes()
+    assert np.array_equal(serial.fold, parallel.fold)
+    assert all(np.array_equal(a, b) for a, b in zip(serial.trained_on, parallel.trained_on,
+                                                      strict=True))
+
+
 def test_one_image_is_scored_by_a_model_of_the_extra_boxes_alone():
     crops, geometry, labels, ids = _memorisable(groups=12)
     one = slice(0, 4)  # the boxes of img00
