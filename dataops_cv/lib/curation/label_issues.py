@@ -5,10 +5,12 @@ training data that is never scored."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from dataops_cv.lib.core.parallel import chunked, resolve_workers
 from dataops_cv.lib.curation.decisions import BoxIssue, CurationSample, LabelBox
 
 
@@ -19,7 +21,7 @@ class LabelIssueParams:
     # Folds are whole frames: with only a few, each fold's model learns other scenes, and what it
     # disputes is the difference between scenes (or sub-datasets), not labels.
     min_frames: int = 20
-    workers: int = 0  # processes training the folds; <= 0: every CPU (same result either way)
+    workers: int = 0  # threads decoding crops and training folds; <= 0: every CPU (same result)
 
 
 @dataclass
@@ -29,24 +31,40 @@ class LabelIssues:
     note: str = ""  # what was checked, or why nothing was
 
 
-def _crops(read: Callable[[str], bytes], boxes_by_key: Mapping[str, Sequence[LabelBox]]):
+def _crops(read: Callable[[str], bytes], boxes_by_key: Mapping[str, Sequence[LabelBox]],
+           workers: int = 1):
     """Crops, geometry, labels, image ids, annotation ids and whether each box can be judged
-    (not too small, not hidden under other boxes), decoding each image once."""
+    (not too small, not hidden under other boxes), decoding each image once.
+
+    Bytes are read here, in key order, a bounded chunk at a time; the chunk's images decode and
+    crop in ``workers`` threads (Pillow releases the GIL while decoding and resizing), so the
+    result does not depend on ``workers``."""
     from dataops_cv.lib.curation import mislabels
 
-    crops, geometry, judged, names, groups, ids = [], [], [], [], [], []
-    for key in sorted(boxes_by_key):
-        boxes = boxes_by_key[key]
-        xyxy = [(b.x_min, b.y_min, b.x_max, b.y_max) for b in boxes]
-        c, g = mislabels.crop_boxes(read(key), xyxy)
-        crops.append(c)
-        geometry.append(g)
-        judged.append(mislabels.judgeable(xyxy))
-        names += [b.class_name for b in boxes]
-        groups += [key] * len(boxes)
-        ids += [b.annotation_id for b in boxes]
-    if not crops:
+    keys = sorted(boxes_by_key)
+    if not keys:
         return None
+    xyxy_of = {k: [(b.x_min, b.y_min, b.x_max, b.y_max) for b in boxes_by_key[k]] for k in keys}
+    workers = min(resolve_workers(workers), len(keys))
+    crops, geometry, judged, names, groups, ids = [], [], [], [], [], []
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        for chunk in chunked(keys, 8 * workers):
+            data = [read(k) for k in chunk]
+            jobs = [(d, xyxy_of[k]) for d, k in zip(data, chunk)]
+            done = (pool.map(lambda j: mislabels.crop_boxes(*j), jobs) if pool
+                    else (mislabels.crop_boxes(*j) for j in jobs))
+            for key, (c, g) in zip(chunk, done):
+                boxes = boxes_by_key[key]
+                crops.append(c)
+                geometry.append(g)
+                judged.append(mislabels.judgeable(xyxy_of[key]))
+                names += [b.class_name for b in boxes]
+                groups += [key] * len(boxes)
+                ids += [b.annotation_id for b in boxes]
+    finally:
+        if pool:
+            pool.shutdown()
     return (np.concatenate(crops), np.concatenate(geometry), names, groups, ids,
             np.concatenate(judged))
 
@@ -112,14 +130,14 @@ def find_day_label_issues(read: Callable[[str], bytes], samples: Sequence[Curati
         return LabelIssues(note=f"not checked: {len(day)} labeled frames of the day and "
                            f"{len(context)} of earlier days are fewer than "
                            f"mislabel_min_frames={params.min_frames}")
-    scored = _crops(read, day)
+    scored = _crops(read, day, params.workers)
     assert scored is not None
     crops, geometry, names, groups, ids, judged = scored
     classes = sorted(set(names) | {b.class_name for v in context.values() for b in v})
     index = {c: i for i, c in enumerate(classes)}
     extra = None
     if context:
-        ctx = _crops(read, context)
+        ctx = _crops(read, context, params.workers)
         assert ctx is not None
         extra = (ctx[0], ctx[1], np.array([index[n] for n in ctx[2]], dtype=np.int64))
     labels = np.array([index[n] for n in names], dtype=np.int64)

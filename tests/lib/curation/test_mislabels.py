@@ -366,3 +366,23 @@ def test_a_clear_disagreement_is_an_issue_even_when_the_class_threshold_is_highe
     found = M.find_label_issues(labels, probs)
     assert found.is_issue.tolist() == [False] * 39 + [True]
     assert not M.find_label_issues(labels, probs, max_given_prob=1e-9).is_issue[-1]
+
+
+def test_crops_decoded_in_threads_equal_the_serial_crops_in_key_order():
+    from dataops_cv.lib.curation.decisions import LabelBox
+    from dataops_cv.lib.curation.label_issues import _crops
+
+    rng = np.random.default_rng(7)
+    images, boxes = {}, {}
+    for i in range(37):  # more than one chunk of 8 per worker, and an uneven last chunk
+        key = f"frames/{36 - i:02d}.png"  # listed out of order: crops follow sorted keys
+        images[key] = _png(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+        boxes[key] = [LabelBox(f"{key}#{j}", "car" if j % 2 else "person", None,
+                               float(j), float(j), 20.0 + j, 30.0 + j) for j in range(i % 3)]
+    serial = _crops(images.__getitem__, boxes, workers=1)
+    threaded = _crops(images.__getitem__, boxes, workers=3)
+    assert serial[2:5] == threaded[2:5]
+    assert serial[3] == sorted(serial[3])
+    for a, b in zip((serial[0], serial[1], serial[5]), (threaded[0], threaded[1], threaded[5])):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert _crops(images.__getitem__, {}, workers=3) is None
