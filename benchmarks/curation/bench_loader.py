@@ -103,8 +103,9 @@ def publish(store: LakeFSStore, samples: list[T.SampleIn], blobs: dict[str, byte
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_bytes(f.data)
         files.append(f._replace(data=b""))
-    version = T.trainset_version(DATE, manifest, [f.sha256 for f in files
-                                                  if f.path.startswith("shards/")])
+    # Named like the asset names a version: the day and a digest (here of what was written).
+    digest = hashlib.sha256(manifest + "".join(f.sha256 for f in files).encode()).hexdigest()
+    version = f"v{DATE.replace('-', '')}-{digest[:10]}"
     t2 = time.perf_counter()
     root = T.trainset_root(NAME, version)
     with ThreadPoolExecutor(4) as pool:

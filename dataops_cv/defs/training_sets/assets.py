@@ -12,7 +12,12 @@ from dataops_cv.defs.resources import ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch
 from dataops_cv.defs.tags import PUBLISH_TAG_METADATA
 from dataops_cv.lib.core.tables import PARQUET_CONTENT_TYPE
-from dataops_cv.lib.lakefs.layout import table_key, trainset_key, trainset_root
+from dataops_cv.lib.lakefs.layout import (
+    table_key,
+    trainset_key,
+    trainset_root,
+    trainset_shards_root,
+)
 from dataops_cv.lib.lakefs.run_branch import RunBranch
 from dataops_cv.lib.training_sets import collect
 
@@ -38,6 +43,10 @@ class TrainingSetConfig(dg.Config):
     include_augmented: bool = Field(
         default=True, description="Add the augmented variants of train samples to train.")
     max_shard_mb: int = Field(default=64, description="A shard is closed at this size.")
+    sticky_splits: bool = Field(
+        default=True, description="Keep every sample in the split the latest earlier version "
+        "of this name gave it (test before val before train when a new near-duplicate joins "
+        "samples of several), balancing only new samples; false splits from scratch.")
     rebuild: bool = Field(
         default=False, description="Build and write the version again even when it exists "
         "(it must come out byte-identical: same inputs, same bytes).")
@@ -69,16 +78,21 @@ def _split_table(planned, splits) -> tuple[dict[str, int], str]:
 
 def _write(run: RunBranch, planned, name: str, version: str, max_shard_mb: int
            ) -> tuple[bytes, dict[str, str], int]:
-    """Stream the training set's files onto the run branch; return the manifest bytes, the
-    digest of every file and the bytes written."""
+    """Stream the training set's files onto the run branch (shards shared per day and split
+    under the name, reused where an earlier version wrote them); return the manifest bytes, the
+    digest of every file written and the bytes written."""
     from dataops_cv.lib.training_sets.writer import MANIFEST_PATH, write_training_set
+
+    def existing(key: str) -> bytes | None:
+        return run.read(key) if run.exists(key) else None
 
     digests: dict[str, str] = {}
     size = 0
     manifest = b""
-    for rel, data, digest in write_training_set(planned, run.read,
-                                                max_shard_bytes=max_shard_mb * 2**20):
-        run.put(trainset_key(name, version, rel), data, PARQUET_CONTENT_TYPE
+    for rel, data, digest, shared in write_training_set(
+            planned, run.read, max_shard_bytes=max_shard_mb * 2**20,
+            shard_dir=trainset_shards_root(name), existing=existing, exists=run.exists):
+        run.put(rel if shared else trainset_key(name, version, rel), data, PARQUET_CONTENT_TYPE
                 if rel.endswith(".parquet") else "application/octet-stream")
         digests[rel], size = digest, size + len(data)
         if rel == MANIFEST_PATH:
@@ -126,9 +140,12 @@ def training_set(
             return int(box["class_id"])
         return taxonomy.get(box["class_name"], -1)
 
+    previous = (collect.previous_version(run, config.name, partition) if config.sticky_splits
+                else None)
     inputs_json = collect.inputs_document(
         partition, config.name, config.fractions, config.seed, config.include_augmented,
-        config.max_shard_mb, FEATURE_VERSION, run.checksums(collect.input_tables(days)))
+        config.max_shard_mb, FEATURE_VERSION, run.checksums(collect.input_tables(days)),
+        previous)
     version = collect.version_of(partition, inputs_json)
     tag = writer.tag_name(config.name, version)
     root = trainset_root(config.name, version)
@@ -139,6 +156,7 @@ def training_set(
         "trainset_version": dg.MetadataValue.text(version),
         "trainset_root": dg.MetadataValue.path(root),
         "days": dg.MetadataValue.json(days),
+        "previous_version": dg.MetadataValue.text(previous or ""),
     }
     if run.exists(manifest_path) and not config.rebuild:
         context.log.info(f"{tag} already holds these inputs; nothing to build")
@@ -168,8 +186,16 @@ def training_set(
         np.array(found.embeddings, dtype=np.float32).reshape(len(found.originals), -1))
     group_of = collect.leakage_groups([s.sample_id for s in found.originals], found.sessions,
                                       zip(pairs.i, pairs.j, strict=True))
+    prior = collect.prior_splits(run, config.name, previous)
     planned = writer.plan_training_set(collect.grouped_samples(found, group_of),
-                                       config.fractions, config.seed)
+                                       config.fractions, config.seed, prior)
+    kept = sum(1 for p in planned if prior.get(p.sample.sample_id) == p.split)
+    moved = sum(1 for p in planned if p.sample.sample_id in prior
+                and prior[p.sample.sample_id] != p.split)
+    if moved:
+        context.log.warning(
+            f"training_set {partition}: {moved} sample(s) changed split since {previous}: new "
+            "near-duplicates joined them to samples of an evaluation split")
     manifest, digests, size = _write(run, planned, config.name, version, config.max_shard_mb)
     if not manifest:
         raise dg.Failure(f"training_set {partition}: the writer produced no manifest")
@@ -191,6 +217,11 @@ def training_set(
         "count_trainset_augmented": sum(1 for p in planned if p.sample.augmented_from),
         "count_trainset_groups": len(set(group_of)),
         "count_trainset_cross_day_copies": found.cross_day_copies,
+        "count_trainset_split_kept": kept,
+        "count_trainset_split_moved": moved,
+        "count_shard_files_written": sum(1 for p in digests
+                                         if p.endswith(".parquet") and "/shards/" in p
+                                         and not p.endswith(".index.parquet")),
         "near_duplicate_pairs_across_set": len(pairs.i),
         "splits": dg.MetadataValue.md(table_md),
         "digests": dg.MetadataValue.json(digests),

@@ -93,6 +93,18 @@ def trainset_root(name: str, version: str) -> str:
     return f"{TRAINSETS}{name}/{version}"
 
 
+def trainset_shards_root(name: str) -> str:
+    """The folder of a training-set name's shared, content-addressed shards (every version of
+    the name points into it; a version's own ``shards/`` folder is the older layout)."""
+    return f"{TRAINSETS}{name}/shards"
+
+
+def trainset_shard_key(root: str, shard: str) -> str:
+    """The repository key of a manifest's ``shard``: a shared shard's key as it stands, an
+    older version's path relative to its ``root``."""
+    return shard if shard.startswith(TRAINSETS) else f"{root}/{shard}"
+
+
 def trainset_key(name: str, version: str, rel: str) -> str:
     """A file of a training set, ``rel`` relative to its root (``manifest.parquet``, ...)."""
     return f"{trainset_root(name, version)}/{rel}"

@@ -13,10 +13,17 @@ from dataops_cv.lib.core.annotations import XYXY
 from dataops_cv.lib.core.partitions import day_of, source_of
 from dataops_cv.lib.lakefs import layout
 from dataops_cv.lib.lakefs.run_branch import RefView
-from dataops_cv.lib.training_sets.writer import Box, SampleIn
+from dataops_cv.lib.training_sets.writer import (
+    INPUTS_PATH,
+    MANIFEST_PATH,
+    VERSION_RE,
+    Box,
+    SampleIn,
+)
 
 # Bumped when the same inputs would give other bytes: it is part of every version.
-BUILD_VERSION = "2"  # 2: augmented variants are recipes, not shard rows
+# 2: augmented variants are recipes, not shard rows; 3: shared per-day shards, sticky splits
+BUILD_VERSION = "3"
 CURATED = "curated_samples"
 AUGMENTED = "augmented_samples"
 
@@ -37,13 +44,52 @@ def version_of(partition: str, inputs_json: bytes) -> str:
 
 def inputs_document(partition: str, name: str, fractions: Mapping[str, float], seed: str,
                     include_augmented: bool, max_shard_mb: int, feature_version: str,
-                    checksums: Mapping[str, str | None]) -> bytes:
-    """``inputs.json``: the build, the configuration and every input table's checksum."""
+                    checksums: Mapping[str, str | None], previous: str | None = None) -> bytes:
+    """``inputs.json``: the build, the configuration, every input table's checksum and the
+    earlier version whose splits this one keeps (None: split from scratch)."""
     inputs = {"build": BUILD_VERSION, "name": name, "partition": partition,
               "fractions": dict(sorted(fractions.items())), "seed": seed,
               "include_augmented": include_augmented, "max_shard_mb": max_shard_mb,
-              "features": feature_version, "tables": dict(checksums)}
+              "features": feature_version, "tables": dict(checksums), "previous": previous}
     return json.dumps(inputs, sort_keys=True, indent=1).encode()
+
+
+def previous_version(view: RefView, name: str, partition: str) -> str | None:
+    """The version of ``name`` whose splits a build for ``partition`` keeps: of the versions on
+    ``view`` built for another partition, those of the latest capture day, and of these the one
+    whose manifest was committed last (None when there is none).
+
+    Versions built for ``partition`` itself are passed over, so re-running a day finds the same
+    previous version, the same inputs and so the same version (a no-op) rather than chaining
+    onto its own output. Each version was sticky to its own previous one, so the latest carries
+    every split ever given.
+    """
+    prefix = f"{layout.TRAINSETS}{name}/"
+    by_day: dict[str, list[str]] = {}
+    for obj in view.list(prefix + "v"):
+        version, _, rel = obj.path[len(prefix):].partition("/")
+        if rel == MANIFEST_PATH and VERSION_RE.match(version):
+            by_day.setdefault(version[1:9], []).append(version)
+    for day in sorted(by_day, reverse=True):
+        others = [v for v in sorted(by_day[day]) if (view.read_json(
+            layout.trainset_key(name, v, INPUTS_PATH), {}) or {}).get("partition") != partition]
+        if len(others) > 1:
+            def committed(v: str) -> int:
+                c = view.last_change(layout.trainset_key(name, v, MANIFEST_PATH))
+                return c.creation_date if c else 0
+            others.sort(key=lambda v: (committed(v), v))
+        if others:
+            return others[-1]
+    return None
+
+
+def prior_splits(view: RefView, name: str, version: str | None) -> dict[str, str]:
+    """sample_id -> split of the originals of an earlier version ({} for None)."""
+    if version is None:
+        return {}
+    rows = view.rows(layout.trainset_key(name, version, MANIFEST_PATH),
+                     ["sample_id", "split", "augmented_from"])
+    return {r["sample_id"]: r["split"] for r in rows if r["augmented_from"] is None}
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 The ref is resolved to a commit id once, in ``__init__``, so every ``DataLoader`` worker reads the
 same immutable commit however the branch moves meanwhile. Shards are downloaded once into a local
-cache keyed by that commit (``<cache_dir>/<repository>/<commit>/<path>``), written through a temp
-file and a rename, and checked against the ``shard_sha256`` the manifest records: a corrupted or
-truncated cached file is fetched again, and a shard lakeFS serves with other bytes raises.
+cache keyed by their digest (``<cache_dir>/<repository>/sha256/<ab>/<sha256>.parquet``, so the
+versions of a name share every shard they have in common), written through a temp file and a
+rename, and checked against the ``shard_sha256`` the manifest records: a corrupted or truncated
+cached file is fetched again, and a shard lakeFS serves with other bytes raises.
 
 Each process builds its own lakeFS client and file maps (nothing of them is pickled, and a
 forked worker drops what it inherited), so the dataset works with ``num_workers > 0`` under both
@@ -455,8 +456,10 @@ class TrainingSetDataset(torch.utils.data.Dataset):
         return state
 
     def shard_cache_path(self, shard: str) -> Path:
-        """Local path of a shard (relative to the training-set root) in the cache."""
-        return self.cache_dir / self.config.repository / self.commit_id / self.root / shard
+        """Local path of a shard (as the manifest names it) in the cache: by its SHA-256, so
+        versions sharing a shard (a new day's set reuses every earlier day's) share one copy."""
+        digest = self._shard_sha[shard]
+        return self.cache_dir / self.config.repository / "sha256" / digest[:2] / f"{digest}.parquet"
 
     def _local_shard(self, shard: str) -> Path:
         """The shard's verified local copy, downloading it if missing or corrupt.
@@ -491,7 +494,7 @@ class TrainingSetDataset(torch.utils.data.Dataset):
         return path
 
     def _download(self, shard: str, path: Path, expected: str) -> None:
-        key = f"{self.root}/{shard}"
+        key = layout.trainset_shard_key(self.root, shard)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
         h = hashlib.sha256()
         try:

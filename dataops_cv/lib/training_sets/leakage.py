@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dataops_cv.lib.lakefs import layout
+
 
 @dataclass
 class LeakageReport:
@@ -85,7 +87,7 @@ def audit_training_set(rows: Sequence[Mapping], features: Mapping[str, Mapping],
         report.problems.append(f"{len(bad)} sample(s) without a shard that are not augmented "
                                f"recipes, e.g. {bad[:3]}")
     missing = sorted(shard for shard in {r["shard"] for r in rows if r["shard"] is not None}
-                     if root is None or not exists(f"{root}/{shard}"))
+                     if root is None or not exists(layout.trainset_shard_key(root, shard)))
     report.missing_shards = len(missing)
     if missing:
         report.problems.append(f"{len(missing)} shard(s) missing under {root}, e.g. "

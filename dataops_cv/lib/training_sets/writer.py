@@ -25,18 +25,35 @@ The version is ``v<YYYYMMDD>-<10 hex>`` of a digest over the manifest bytes and 
 so the same inputs give the same version and any changed byte gives a new one; the publish step
 tags the merged commit ``trainset-<name>-<version>``.
 
+Shared shards
+-------------
+Given a ``shard_dir`` (the asset passes ``trainsets/<name>/shards``), shards are instead grouped
+per split and capture day (and source) and content-addressed: the originals of one split of one
+day are packed under ``<shard_dir>/<split>/date=<day>/source=<source>/<key>-<nnnnn>.parquet``,
+where ``key`` is a digest of everything that decides their bytes (the writer's format, the shard
+limits, and each sample's id, content digest, size and boxes), beside ``<key>.index.parquet``
+naming where each sample landed. The manifest's ``shard`` then holds the repository key. A later
+version whose group has the same key finds the index and reuses the shards without fetching an
+image: tomorrow's set writes only tomorrow's shards (with sticky splits, below, yesterday's
+groups do not change).
+
 Splitting
 ---------
 :func:`assign_splits` keeps every leakage group (session + near-duplicate cluster) in one split and
-stratifies by class. :func:`plan_training_set` applies it to originals only; an augmented variant
-follows its source and is kept only when the source is in ``train``: augmenting evaluation samples
-would leak nothing, but val/test must measure the model on originals.
+stratifies by class. Given the splits an earlier version gave (``prior``), splits are sticky: a
+group holding a sample seen before goes where that sample was (test before val before train when
+a new near-duplicate joins samples of several splits, so an evaluation sample never moves into
+train), and only groups of new samples are balanced. :func:`plan_training_set` applies it to
+originals only; an augmented variant follows its source and is kept only when the source is in
+``train``: augmenting evaluation samples would leak nothing, but val/test must measure the model
+on originals.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -191,11 +208,13 @@ class PlannedSample:
 
 
 class TrainingSetFile(NamedTuple):
-    """One file of a training set: ``path`` relative to the training-set root."""
+    """One file of a training set: ``path`` relative to the training-set root, or for a shared
+    shard (and its index) the repository key."""
 
     path: str
     data: bytes
     sha256: str
+    shared: bool = False
 
 
 def check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
@@ -222,8 +241,14 @@ def _group_order_key(seed: str, group: str) -> tuple[bytes, str]:
     return hashlib.sha256(f"{seed}\x1f{group}".encode()).digest(), group
 
 
+# Where a group holds samples an earlier version put in several splits, it goes to the first of
+# these: evaluation samples never move into train (that would leak what a model was judged on).
+_STICKY_PRECEDENCE = ("test", "val", "train")
+
+
 def assign_splits(groups: Sequence[str], classes: Sequence[Sequence[str]],
-                  fractions: Mapping[str, float], seed: str) -> list[str]:
+                  fractions: Mapping[str, float], seed: str,
+                  prior: Sequence[str | None] | None = None) -> list[str]:
     """The split of each sample, leakage-free and stratified by class.
 
     All samples of a group get the same split. Groups are visited in an order fixed by
@@ -238,14 +263,20 @@ def assign_splits(groups: Sequence[str], classes: Sequence[Sequence[str]],
             by boxes, as :func:`plan_training_set` does).
         fractions: target share of samples per split name; must sum to 1.
         seed: any string; a different seed gives a different (equally stratified) assignment.
+        prior: per sample, the split an earlier version gave it (None: new). A group with any
+            prior split keeps it (``_STICKY_PRECEDENCE`` when its samples had several), whatever
+            the fractions; the new groups are then balanced around them.
 
     Raises:
-        ValueError: bad fractions, or ``groups`` and ``classes`` of different lengths.
+        ValueError: bad fractions, ``groups``/``classes``/``prior`` of different lengths, or an
+            unknown split in ``prior``.
     """
     targets = check_fractions(fractions)
     if len(groups) != len(classes):
         raise ValueError(f"groups and classes must be per sample, got {len(groups)} groups and "
                          f"{len(classes)} class lists")
+    if prior is not None and len(prior) != len(groups):
+        raise ValueError(f"prior must be per sample, got {len(prior)} for {len(groups)} samples")
     candidates = [s for s in SPLITS if targets[s] > 0.0]
     rank = {s: i for i, s in enumerate(SPLITS)}
     sizes: Counter[str] = Counter(groups)
@@ -256,10 +287,15 @@ def assign_splits(groups: Sequence[str], classes: Sequence[Sequence[str]],
     for counts in held.values():
         class_total.update(counts)
     n = len(groups)
-    have = {s: Counter() for s in candidates}
-    size_have = dict.fromkeys(candidates, 0)
-    chosen: dict[str, str] = {}
+    have = {s: Counter() for s in SPLITS}
+    size_have = dict.fromkeys(SPLITS, 0)
+    chosen = _sticky_groups(groups, prior)
+    for group, split in chosen.items():
+        have[split].update(held[group])
+        size_have[split] += sizes[group]
     for group in sorted(held, key=lambda g: _group_order_key(seed, g)):
+        if group in chosen:
+            continue
         names = sorted(held[group])
 
         def score(split: str, names: list[str] = names) -> tuple[float, float, int]:
@@ -274,14 +310,30 @@ def assign_splits(groups: Sequence[str], classes: Sequence[Sequence[str]],
     return [chosen[g] for g in groups]
 
 
+def _sticky_groups(groups: Sequence[str], prior: Sequence[str | None] | None) -> dict[str, str]:
+    """The split of every group holding a sample with a prior split."""
+    if prior is None:
+        return {}
+    unknown = sorted({p for p in prior if p is not None} - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown} in prior; expected {list(SPLITS)}")
+    had: dict[str, set[str]] = {}
+    for group, split in zip(groups, prior):
+        if split is not None:
+            had.setdefault(group, set()).add(split)
+    return {g: next(s for s in _STICKY_PRECEDENCE if s in splits) for g, splits in had.items()}
+
+
 def plan_training_set(samples: Iterable[SampleIn], fractions: Mapping[str, float],
-                      seed: str) -> list[PlannedSample]:
+                      seed: str, prior: Mapping[str, str] | None = None
+                      ) -> list[PlannedSample]:
     """Assign splits to originals and place augmented variants; ordered by (split, sample_id).
 
     Originals (``augmented_from`` None) are split by :func:`assign_splits` on their
     ``group_key`` and box classes. A variant takes its source's split and is dropped unless that
     is ``train``: evaluation sets hold originals only. Variants do not count towards the
-    stratification, since most of them are dropped from val/test anyway.
+    stratification, since most of them are dropped from val/test anyway. ``prior`` (sample id
+    -> split, from an earlier version) makes the originals' splits sticky (:func:`assign_splits`).
 
     Raises:
         ValueError: duplicate ``sample_id``, a variant whose source is not among the originals,
@@ -296,7 +348,8 @@ def plan_training_set(samples: Iterable[SampleIn], fractions: Mapping[str, float
         seen.add(s.sample_id)
     originals = [s for s in samples if s.augmented_from is None]
     splits = assign_splits([s.group_key for s in originals],
-                           [[b.class_name for b in s.boxes] for s in originals], fractions, seed)
+                           [[b.class_name for b in s.boxes] for s in originals], fractions, seed,
+                           None if prior is None else [prior.get(s.sample_id) for s in originals])
     split_of = {s.sample_id: split for s, split in zip(originals, splits)}
     planned = [PlannedSample(s, split) for s, split in zip(originals, splits)]
     for s in samples:
@@ -390,8 +443,10 @@ def _fetched(planned: Sequence[PlannedSample], fetch: Callable[[str], bytes],
 class _SplitWriter:
     """Packs one split's samples into shards; holds at most one shard's rows."""
 
-    def __init__(self, split: str, max_bytes: int, max_rows: int, row_group_rows: int):
+    def __init__(self, split: str, max_bytes: int, max_rows: int, row_group_rows: int,
+                 path_of: Callable[[int], str] | None = None):
         self.split = split
+        self.path_of = path_of or (lambda index: shard_path(split, index))
         self.max_bytes = max_bytes
         self.max_rows = max_rows
         self.row_group_rows = row_group_rows
@@ -465,9 +520,14 @@ class _SplitWriter:
         self.annotations.extend({"sample_id": s.sample_id, **_box_dict(b), "split": self.split}
                                 for b in boxes)
 
+    def reuse(self, p: PlannedSample, at: Mapping) -> None:
+        """An original's manifest row pointing into a shard an earlier version wrote."""
+        self._record(p, _sorted_boxes(p.sample), at["shard"], at["shard_row"],
+                     at["shard_sha256"], at["image_offset"], at["image_size"])
+
     def _emit(self, rows: list[tuple[PlannedSample, bytes, list[Box]]],
               data: bytes) -> TrainingSetFile:
-        path = shard_path(self.split, self.index)
+        path = self.path_of(self.index)
         digest = hashlib.sha256(data).hexdigest()
         offsets = _image_offsets(data, [image for _, image, _ in rows], path)
         self.index += 1
@@ -504,10 +564,100 @@ def _shard_row(p: PlannedSample, image: bytes, boxes: Sequence[Box]) -> dict:
             "width": s.width, "height": s.height, "boxes": [_box_dict(b) for b in boxes]}
 
 
+# Bumped when the same samples would be packed into other shard bytes: part of every group key.
+SHARD_FORMAT = "1"
+SHARD_INDEX_SCHEMA = pa.schema([
+    ("sample_id", pa.string()),
+    ("shard", pa.string()),
+    ("shard_row", pa.int32()),
+    ("shard_sha256", pa.string()),
+    ("image_offset", pa.int64()),
+    ("image_size", pa.int64()),
+])
+_INDEX_COLUMNS = tuple(SHARD_INDEX_SCHEMA.names)
+
+
+def shard_group_folder(shard_dir: str, split: str, date: str, source: str | None) -> str:
+    """The folder of one split's shared shards of one capture day (and source)."""
+    day = f"date={date}" if source is None else f"date={date}/source={source}"
+    return f"{shard_dir}/{split}/{day}"
+
+
+def shard_group_key(members: Sequence[PlannedSample], limits: tuple[int, int, int]) -> str:
+    """Digest of everything that decides the bytes of a group's shards: the format, the shard
+    limits and every sample's id, content, size and boxes (members in sample_id order)."""
+    h = hashlib.sha256(json.dumps([SHARD_FORMAT, list(limits)]).encode())
+    for p in members:
+        s = p.sample
+        h.update(b"\x1e" + json.dumps(
+            [p.split, s.sample_id, s.content_sha256, s.width, s.height,
+             [_box_dict(b) for b in _sorted_boxes(s)]], sort_keys=True).encode())
+    return h.hexdigest()[:24]
+
+
+def _index_rows(data: bytes, members: Sequence[PlannedSample],
+                exists: Callable[[str], bool]) -> dict[str, dict] | None:
+    """Where each member lies per an earlier group index; None unless it names every member
+    and every shard it names exists (the group is then written again, to the same bytes)."""
+    try:
+        rows = pq.read_table(pa.BufferReader(data), columns=list(_INDEX_COLUMNS)).to_pylist()
+    except (pa.ArrowException, OSError):
+        return None
+    at = {r["sample_id"]: r for r in rows}
+    if set(at) != {p.sample.sample_id for p in members}:
+        return None
+    if not all(exists(shard) for shard in sorted({r["shard"] for r in rows})):
+        return None
+    return at
+
+
+def _day_groups(originals: Sequence[PlannedSample]
+                ) -> list[tuple[tuple[str, str], list[PlannedSample]]]:
+    groups: dict[tuple[str, str], list[PlannedSample]] = {}
+    for p in originals:
+        groups.setdefault((p.sample.date, p.sample.source or ""), []).append(p)
+    return [(k, sorted(v, key=lambda p: p.sample.sample_id)) for k, v in sorted(groups.items())]
+
+
+def _write_split_shared(
+    split: str, originals: Sequence[PlannedSample], fetch: Callable[[str], bytes],
+    recorder: _SplitWriter, shard_dir: str, existing: Callable[[str], bytes | None],
+    exists: Callable[[str], bool], limits: tuple[int, int, int], fetch_workers: int,
+) -> Iterator[TrainingSetFile]:
+    """One split's originals as shared per-day shards, reusing every group whose index exists."""
+    max_bytes, max_rows, row_group_rows = limits
+    for (date, source), members in _day_groups(originals):
+        folder = shard_group_folder(shard_dir, split, date, source or None)
+        key = shard_group_key(members, limits)
+        index_path = f"{folder}/{key}.index.parquet"
+        found = existing(index_path)
+        at = None if found is None else _index_rows(found, members, exists)
+        if at is not None:
+            for p in members:
+                recorder.reuse(p, at[p.sample.sample_id])
+            continue
+        stem = f"{folder}/{key}"
+        group = _SplitWriter(split, max_bytes, max_rows, row_group_rows,
+                             lambda index, stem=stem: f"{stem}-{index:05d}.parquet")
+        for p, image in _fetched(members, fetch, fetch_workers):
+            for f in group.add(p, image):
+                yield f._replace(shared=True)
+        for f in group.finish():
+            yield f._replace(shared=True)
+        recorder.manifest.extend(group.manifest)
+        recorder.annotations.extend(group.annotations)
+        index = to_parquet_bytes([{c: r[c] for c in _INDEX_COLUMNS} for r in group.manifest],
+                                 SHARD_INDEX_SCHEMA)
+        # Written after its shards: an index that exists names shards that were all written.
+        yield TrainingSetFile(index_path, index, hashlib.sha256(index).hexdigest(), True)
+
+
 def write_training_set(
     planned: Sequence[PlannedSample], fetch: Callable[[str], bytes], *,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, max_shard_rows: int = DEFAULT_MAX_SHARD_ROWS,
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS, fetch_workers: int = 1,
+    shard_dir: str | None = None, existing: Callable[[str], bytes | None] | None = None,
+    exists: Callable[[str], bool] | None = None,
 ) -> Iterator[TrainingSetFile]:
     """Stream a training set's files: every shard as soon as it is complete, then the annotations
     and, last, the manifest.
@@ -529,6 +679,11 @@ def write_training_set(
         max_shard_bytes: a shard file never exceeds this size.
         max_shard_rows: a shard never holds more samples than this.
         row_group_rows: samples per Parquet row group (what a streaming reader decodes at once).
+        shard_dir: write shared per-day, content-addressed shards under this repository folder
+            (module docstring) instead of ``shards/`` under the version.
+        existing: with ``shard_dir``, returns the bytes of a group index an earlier version
+            wrote (None when absent): that group is reused when ``exists`` finds every shard
+            the index names.
 
     Raises:
         ContentMismatchError: fetched bytes do not match the sample's ``content_sha256``.
@@ -550,13 +705,20 @@ def write_training_set(
     ordered = sorted(planned, key=_manifest_order)
     manifest: list[dict] = []
     annotations: list[dict] = []
+    limits = (max_shard_bytes, max_shard_rows, row_group_rows)
     for split in SPLITS:
-        writer = _SplitWriter(split, max_shard_bytes, max_shard_rows, row_group_rows)
+        writer = _SplitWriter(split, *limits)
         in_split = [p for p in ordered if p.split == split]
-        for p, image in _fetched([p for p in in_split if p.sample.augmented_from is None],
-                                 fetch, fetch_workers):
-            yield from writer.add(p, image)
-        yield from writer.finish()
+        originals = [p for p in in_split if p.sample.augmented_from is None]
+        if shard_dir is None:
+            for p, image in _fetched(originals, fetch, fetch_workers):
+                yield from writer.add(p, image)
+            yield from writer.finish()
+        else:
+            yield from _write_split_shared(split, originals, fetch, writer, shard_dir,
+                                           existing or (lambda _key: None),
+                                           exists or (lambda _key: False), limits,
+                                           fetch_workers)
         for p in in_split:
             if p.sample.augmented_from is not None:
                 writer.recipe(p)

@@ -20,13 +20,17 @@ def test_a_training_set_is_written_under_its_version_and_audited(published_day):
     manifest = done.run.rows(trainset_key("stage-test", version, "manifest.parquet"))
     assert manifest and {r["split"] for r in manifest} <= {"train", "val", "test"}
     originals = [r for r in manifest if not r["augmented_from"]]
-    assert {r["shard"] for r in originals} == {
-        p for p in meta["digests"] if p.startswith("shards/")}
+    # Originals live in shards shared by the name's versions, one group per split and day.
+    shards = {r["shard"] for r in originals}
+    assert shards and all(
+        s.startswith(f"trainsets/stage-test/shards/{r['split']}/date={r['date']}/")
+        for r in originals for s in [r["shard"]]) and all(done.run.exists(s) for s in shards)
     # Variants are recipes: no shard, their source's split and every parameter recorded.
     variants = [r for r in manifest if r["augmented_from"]]
     assert variants and all(r["shard"] is None and r["image_size"] is None and r["aug_params"]
                             and r["split"] == "train" for r in variants)
-    assert all(done.run.exists(trainset_key("stage-test", version, p)) for p in meta["digests"])
+    assert all(done.run.exists(p if p.startswith("trainsets/") else
+                               trainset_key("stage-test", version, p)) for p in meta["digests"])
     assert done.run.rows(table_key("training_set", DAY)) == manifest
     assert sum(meta[f"count_trainset_{s}"] for s in ("train", "val", "test")) == len(manifest)
     leakage = done.check("training_set_leakage")

@@ -428,3 +428,94 @@ def test_variants_are_recipes_in_the_manifest_never_fetched_nor_in_a_shard():
     if any(p.sample.augmented_from for p in broken):
         with pytest.raises(ValueError, match="no aug_params"):
             list(T.write_training_set(broken, blobs.__getitem__))
+
+
+def test_prior_splits_stick_and_only_new_groups_are_balanced():
+    groups, classes = generated_split_input(300)
+    first = T.assign_splits(groups, classes, FRACTIONS, "s")
+    more_groups, more_classes = generated_split_input(360, seed=7)
+    more_groups = [f"new-{g}" for g in more_groups]
+    prior = first + [None] * len(more_groups)
+    again = T.assign_splits(groups + more_groups, classes + more_classes, FRACTIONS, "s", prior)
+    assert again[:len(first)] == first
+    # The new groups fill the splits back towards their targets around the fixed ones.
+    sizes = Counter(again)
+    for split, target in FRACTIONS.items():
+        assert abs(sizes[split] / len(again) - target) < 0.03
+    # Another seed moves nothing that was placed before.
+    other = T.assign_splits(groups + more_groups, classes + more_classes, FRACTIONS, "x", prior)
+    assert other[:len(first)] == first
+
+
+def test_a_new_near_duplicate_joining_two_splits_sends_the_group_to_test_not_train():
+    groups = ["g", "g", "g", "h"]
+    classes = [["car"]] * 4
+    prior = ["train", "test", None, "val"]
+    assert T.assign_splits(groups, classes, FRACTIONS, "s", prior) == ["test"] * 3 + ["val"]
+    prior = ["train", "val", None, None]
+    assert T.assign_splits(groups, classes, FRACTIONS, "s", prior)[:3] == ["val"] * 3
+    with pytest.raises(ValueError, match="prior must be per sample"):
+        T.assign_splits(groups, classes, FRACTIONS, "s", ["train"])
+    with pytest.raises(ValueError, match="unknown split"):
+        T.assign_splits(groups, classes, FRACTIONS, "s", ["validation", None, None, None])
+
+
+def _two_days(n: int = 48) -> tuple[list[T.SampleIn], dict[str, bytes]]:
+    samples, blobs = sample_set(n)
+    samples = [dataclasses.replace(s, date="2026-11-22" if i < n // 2 else "2026-11-23",
+                                   source="rig") for i, s in enumerate(samples)]
+    return samples, blobs
+
+
+def _shared_build(samples, blobs, store: dict[str, bytes], prior=None, fetched=None, **kw):
+    planned = T.plan_training_set(samples, FRACTIONS, "s", prior)
+
+    def fetch(key: str) -> bytes:
+        if fetched is not None:
+            fetched.append(key)
+        return blobs[key]
+
+    files = list(T.write_training_set(planned, fetch, shard_dir="trainsets/n/shards",
+                                      existing=store.get, exists=store.__contains__, **kw))
+    store.update({f.path: f.data for f in files if f.shared})
+    return files
+
+
+def test_shared_shards_are_per_split_and_day_and_a_new_day_writes_only_its_own():
+    samples, blobs = _two_days()
+    day1 = [s for s in samples if s.date == "2026-11-22"]
+    store: dict[str, bytes] = {}
+    first = _shared_build(day1, blobs, store, max_shard_rows=5)
+    manifest1 = from_parquet_bytes(first[-1].data).to_pylist()
+    for r in manifest1:
+        assert r["shard"].startswith(
+            f"trainsets/n/shards/{r['split']}/date=2026-11-22/source=rig/")
+        data = store[r["shard"]]
+        assert hashlib.sha256(data).hexdigest() == r["shard_sha256"]
+        assert data[r["image_offset"]:r["image_offset"] + r["image_size"]] == blobs[r["object_key"]]
+    prior = {r["sample_id"]: r["split"] for r in manifest1}
+    fetched: list[str] = []
+    second = _shared_build(samples, blobs, store, prior, fetched, max_shard_rows=5)
+    written = [f.path for f in second if f.shared]
+    assert written and all("/date=2026-11-23/" in p for p in written)
+    assert sorted(fetched) == sorted(s.object_key for s in samples if s.date == "2026-11-23")
+    manifest2 = {r["sample_id"]: r for r in from_parquet_bytes(second[-1].data).to_pylist()}
+    for r in manifest1:  # yesterday's samples: same split, same shard, same place in it
+        assert {k: manifest2[r["sample_id"]][k] for k in r} == r
+    # A fresh build of the same plan writes the same bytes as the reusing one points at.
+    again: dict[str, bytes] = {}
+    _shared_build(samples, blobs, again, prior, max_shard_rows=5)
+    assert again == store
+
+
+def test_a_group_whose_index_names_a_missing_shard_is_written_again():
+    samples, blobs = _two_days(20)
+    store: dict[str, bytes] = {}
+    _shared_build(samples, blobs, store, max_shard_rows=4)
+    lost = next(k for k in store if not k.endswith(".index.parquet"))
+    data = store.pop(lost)
+    fetched: list[str] = []
+    files = _shared_build(samples, blobs, store, fetched=fetched, max_shard_rows=4)
+    assert store[lost] == data and lost in {f.path for f in files}
+    assert fetched  # only the damaged group was fetched again
+    assert len(fetched) < len(samples)
