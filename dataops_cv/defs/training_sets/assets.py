@@ -76,8 +76,8 @@ def _split_table(planned, splits) -> tuple[dict[str, int], str]:
     return split_counts, table_md
 
 
-def _write(run: RunBranch, planned, name: str, version: str, max_shard_mb: int
-           ) -> tuple[bytes, dict[str, str], int]:
+def _write(run: RunBranch, planned, name: str, version: str, max_shard_mb: int,
+           earlier_shards: list[str]) -> tuple[bytes, dict[str, str], int]:
     """Stream the training set's files onto the run branch (shards shared per day and split
     under the name, reused where an earlier version wrote them); return the manifest bytes, the
     digest of every file written and the bytes written."""
@@ -91,7 +91,8 @@ def _write(run: RunBranch, planned, name: str, version: str, max_shard_mb: int
     manifest = b""
     for rel, data, digest, shared in write_training_set(
             planned, run.read, max_shard_bytes=max_shard_mb * 2**20,
-            shard_dir=trainset_shards_root(name), existing=existing, exists=run.exists):
+            shard_dir=trainset_shards_root(name), existing=existing, exists=run.exists,
+            earlier_shards=earlier_shards):
         run.put(rel if shared else trainset_key(name, version, rel), data, PARQUET_CONTENT_TYPE
                 if rel.endswith(".parquet") else "application/octet-stream")
         digests[rel], size = digest, size + len(data)
@@ -186,7 +187,7 @@ def training_set(
         np.array(found.embeddings, dtype=np.float32).reshape(len(found.originals), -1))
     group_of = collect.leakage_groups([s.sample_id for s in found.originals], found.sessions,
                                       zip(pairs.i, pairs.j, strict=True))
-    prior = collect.prior_splits(run, config.name, previous)
+    prior, earlier_shards = collect.prior_placement(run, config.name, previous)
     planned = writer.plan_training_set(collect.grouped_samples(found, group_of),
                                        config.fractions, config.seed, prior)
     kept = sum(1 for p in planned if prior.get(p.sample.sample_id) == p.split)
@@ -196,7 +197,8 @@ def training_set(
         context.log.warning(
             f"training_set {partition}: {moved} sample(s) changed split since {previous}: new "
             "near-duplicates joined them to samples of an evaluation split")
-    manifest, digests, size = _write(run, planned, config.name, version, config.max_shard_mb)
+    manifest, digests, size = _write(run, planned, config.name, version, config.max_shard_mb,
+                                     earlier_shards)
     if not manifest:
         raise dg.Failure(f"training_set {partition}: the writer produced no manifest")
     run.put(trainset_key(config.name, version, writer.INPUTS_PATH), inputs_json,

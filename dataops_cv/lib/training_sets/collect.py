@@ -83,13 +83,17 @@ def previous_version(view: RefView, name: str, partition: str) -> str | None:
     return None
 
 
-def prior_splits(view: RefView, name: str, version: str | None) -> dict[str, str]:
-    """sample_id -> split of the originals of an earlier version ({} for None)."""
+def prior_placement(view: RefView, name: str, version: str | None
+                    ) -> tuple[dict[str, str], list[str]]:
+    """The split of every original of an earlier version (sample_id -> split) and the shards
+    its manifest names; ({}, []) for None."""
     if version is None:
-        return {}
+        return {}, []
     rows = view.rows(layout.trainset_key(name, version, MANIFEST_PATH),
-                     ["sample_id", "split", "augmented_from"])
-    return {r["sample_id"]: r["split"] for r in rows if r["augmented_from"] is None}
+                     ["sample_id", "split", "augmented_from", "shard"])
+    originals = [r for r in rows if r["augmented_from"] is None]
+    return ({r["sample_id"]: r["split"] for r in originals},
+            sorted({r["shard"] for r in originals if r["shard"]}))
 
 
 @dataclass

@@ -27,15 +27,16 @@ tags the merged commit ``trainset-<name>-<version>``.
 
 Shared shards
 -------------
-Given a ``shard_dir`` (the asset passes ``trainsets/<name>/shards``), shards are instead grouped
-per split and capture day (and source) and content-addressed: the originals of one split of one
-day are packed under ``<shard_dir>/<split>/date=<day>/source=<source>/<key>-<nnnnn>.parquet``,
-where ``key`` is a digest of everything that decides their bytes (the writer's format, the shard
-limits, and each sample's id, content digest, size and boxes), beside ``<key>.index.parquet``
-naming where each sample landed. The manifest's ``shard`` then holds the repository key. A later
-version whose group has the same key finds the index and reuses the shards without fetching an
-image: tomorrow's set writes only tomorrow's shards (with sticky splits, below, yesterday's
-groups do not change).
+Given a ``shard_dir`` (the asset passes ``trainsets/<name>/shards``), shards are instead shared
+by the versions of a name, per split and capture day (and source), and content-addressed: a
+*pack* of originals of one split of one day is written under
+``<shard_dir>/<split>/date=<day>/source=<source>/<key>-<nnnnn>.parquet``, where ``key`` digests
+every row digest of the pack (the writer's format, the shard limits, the split and each sample's
+id, content digest, size and boxes), beside ``<key>.index.parquet`` naming where each sample
+landed and its row digest. The manifest's ``shard`` then holds the repository key. A new version
+keeps every original that a pack of the previous version holds with the same row digest where it
+is, and packs only the rest of each day: tomorrow's set writes only tomorrow's shards (with
+sticky splits, below, yesterday's samples do not move), and a day's late frames one small pack.
 
 Splitting
 ---------
@@ -564,10 +565,11 @@ def _shard_row(p: PlannedSample, image: bytes, boxes: Sequence[Box]) -> dict:
             "width": s.width, "height": s.height, "boxes": [_box_dict(b) for b in boxes]}
 
 
-# Bumped when the same samples would be packed into other shard bytes: part of every group key.
+# Bumped when the same samples would be packed into other shard bytes: part of every row digest.
 SHARD_FORMAT = "1"
 SHARD_INDEX_SCHEMA = pa.schema([
     ("sample_id", pa.string()),
+    ("row_sha256", pa.string()),  # what the sample's shard row was made from (_row_digest)
     ("shard", pa.string()),
     ("shard_row", pa.int32()),
     ("shard_sha256", pa.string()),
@@ -575,6 +577,7 @@ SHARD_INDEX_SCHEMA = pa.schema([
     ("image_size", pa.int64()),
 ])
 _INDEX_COLUMNS = tuple(SHARD_INDEX_SCHEMA.names)
+_PACK_SHARD_RE = re.compile(r"^(.+)-\d{5}\.parquet$")
 
 
 def shard_group_folder(shard_dir: str, split: str, date: str, source: str | None) -> str:
@@ -583,32 +586,42 @@ def shard_group_folder(shard_dir: str, split: str, date: str, source: str | None
     return f"{shard_dir}/{split}/{day}"
 
 
-def shard_group_key(members: Sequence[PlannedSample], limits: tuple[int, int, int]) -> str:
-    """Digest of everything that decides the bytes of a group's shards: the format, the shard
-    limits and every sample's id, content, size and boxes (members in sample_id order)."""
-    h = hashlib.sha256(json.dumps([SHARD_FORMAT, list(limits)]).encode())
-    for p in members:
-        s = p.sample
-        h.update(b"\x1e" + json.dumps(
-            [p.split, s.sample_id, s.content_sha256, s.width, s.height,
-             [_box_dict(b) for b in _sorted_boxes(s)]], sort_keys=True).encode())
-    return h.hexdigest()[:24]
+def _row_digest(p: PlannedSample, limits: tuple[int, int, int]) -> str:
+    """Digest of everything that decides a sample's shard row and how it is packed: the format,
+    the shard limits, the split, and the sample's id, content, size and boxes."""
+    s = p.sample
+    return hashlib.sha256(json.dumps(
+        [SHARD_FORMAT, list(limits), p.split, s.sample_id, s.content_sha256, s.width, s.height,
+         [_box_dict(b) for b in _sorted_boxes(s)]], sort_keys=True).encode()).hexdigest()
 
 
-def _index_rows(data: bytes, members: Sequence[PlannedSample],
-                exists: Callable[[str], bool]) -> dict[str, dict] | None:
-    """Where each member lies per an earlier group index; None unless it names every member
-    and every shard it names exists (the group is then written again, to the same bytes)."""
+def _pack_key(digests: Sequence[str]) -> str:
+    """The name of one pack of shards: a digest of its rows' digests, in sample_id order."""
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:24]
+
+
+def _read_index(data: bytes | None, exists: Callable[[str], bool]) -> list[dict] | None:
+    """A pack index's rows; None when it is absent, unreadable or names a shard that is gone
+    (the pack is then written again, to the same bytes)."""
+    if data is None:
+        return None
     try:
         rows = pq.read_table(pa.BufferReader(data), columns=list(_INDEX_COLUMNS)).to_pylist()
     except (pa.ArrowException, OSError):
         return None
-    at = {r["sample_id"]: r for r in rows}
-    if set(at) != {p.sample.sample_id for p in members}:
-        return None
     if not all(exists(shard) for shard in sorted({r["shard"] for r in rows})):
         return None
-    return at
+    return rows
+
+
+def _earlier_rows(shards: Iterable[str], existing: Callable[[str], bytes | None],
+                  exists: Callable[[str], bool]) -> dict[str, dict]:
+    """sample_id -> index row of every sample in the packs the shared ``shards`` belong to."""
+    out: dict[str, dict] = {}
+    for stem in sorted({m.group(1) for s in shards if s and (m := _PACK_SHARD_RE.match(s))}):
+        for r in _read_index(existing(f"{stem}.index.parquet"), exists) or ():
+            out[r["sample_id"]] = r
+    return out
 
 
 def _day_groups(originals: Sequence[PlannedSample]
@@ -622,32 +635,48 @@ def _day_groups(originals: Sequence[PlannedSample]
 def _write_split_shared(
     split: str, originals: Sequence[PlannedSample], fetch: Callable[[str], bytes],
     recorder: _SplitWriter, shard_dir: str, existing: Callable[[str], bytes | None],
-    exists: Callable[[str], bool], limits: tuple[int, int, int], fetch_workers: int,
+    exists: Callable[[str], bool], earlier: Mapping[str, dict], limits: tuple[int, int, int],
+    fetch_workers: int,
 ) -> Iterator[TrainingSetFile]:
-    """One split's originals as shared per-day shards, reusing every group whose index exists."""
+    """One split's originals as shared per-day packs of shards: a sample an earlier pack of its
+    day and split holds with the same row digest stays where it is, the rest of the day become
+    one new pack (or reuse the pack of exactly those rows, when a build made it before)."""
     max_bytes, max_rows, row_group_rows = limits
     for (date, source), members in _day_groups(originals):
         folder = shard_group_folder(shard_dir, split, date, source or None)
-        key = shard_group_key(members, limits)
-        index_path = f"{folder}/{key}.index.parquet"
-        found = existing(index_path)
-        at = None if found is None else _index_rows(found, members, exists)
-        if at is not None:
-            for p in members:
+        rest: list[tuple[PlannedSample, str]] = []
+        for p in members:
+            digest = _row_digest(p, limits)
+            at = earlier.get(p.sample.sample_id)
+            if (at is not None and at["row_sha256"] == digest
+                    and at["shard"].startswith(folder + "/")):
+                recorder.reuse(p, at)
+            else:
+                rest.append((p, digest))
+        if not rest:
+            continue
+        stem = f"{folder}/{_pack_key([d for _, d in rest])}"
+        index_path = f"{stem}.index.parquet"
+        found = _read_index(existing(index_path), exists)
+        if found is not None and {r["sample_id"] for r in found} == {
+                p.sample.sample_id for p, _ in rest}:
+            at = {r["sample_id"]: r for r in found}
+            for p, _ in rest:
                 recorder.reuse(p, at[p.sample.sample_id])
             continue
-        stem = f"{folder}/{key}"
-        group = _SplitWriter(split, max_bytes, max_rows, row_group_rows,
-                             lambda index, stem=stem: f"{stem}-{index:05d}.parquet")
-        for p, image in _fetched(members, fetch, fetch_workers):
-            for f in group.add(p, image):
+        pack = _SplitWriter(split, max_bytes, max_rows, row_group_rows,
+                            lambda index, stem=stem: f"{stem}-{index:05d}.parquet")
+        for p, image in _fetched([p for p, _ in rest], fetch, fetch_workers):
+            for f in pack.add(p, image):
                 yield f._replace(shared=True)
-        for f in group.finish():
+        for f in pack.finish():
             yield f._replace(shared=True)
-        recorder.manifest.extend(group.manifest)
-        recorder.annotations.extend(group.annotations)
-        index = to_parquet_bytes([{c: r[c] for c in _INDEX_COLUMNS} for r in group.manifest],
-                                 SHARD_INDEX_SCHEMA)
+        recorder.manifest.extend(pack.manifest)
+        recorder.annotations.extend(pack.annotations)
+        digest_of = {p.sample.sample_id: d for p, d in rest}
+        index = to_parquet_bytes([{**{c: r.get(c) for c in _INDEX_COLUMNS},
+                                   "row_sha256": digest_of[r["sample_id"]]}
+                                  for r in pack.manifest], SHARD_INDEX_SCHEMA)
         # Written after its shards: an index that exists names shards that were all written.
         yield TrainingSetFile(index_path, index, hashlib.sha256(index).hexdigest(), True)
 
@@ -657,7 +686,7 @@ def write_training_set(
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, max_shard_rows: int = DEFAULT_MAX_SHARD_ROWS,
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS, fetch_workers: int = 1,
     shard_dir: str | None = None, existing: Callable[[str], bytes | None] | None = None,
-    exists: Callable[[str], bool] | None = None,
+    exists: Callable[[str], bool] | None = None, earlier_shards: Iterable[str] = (),
 ) -> Iterator[TrainingSetFile]:
     """Stream a training set's files: every shard as soon as it is complete, then the annotations
     and, last, the manifest.
@@ -681,9 +710,12 @@ def write_training_set(
         row_group_rows: samples per Parquet row group (what a streaming reader decodes at once).
         shard_dir: write shared per-day, content-addressed shards under this repository folder
             (module docstring) instead of ``shards/`` under the version.
-        existing: with ``shard_dir``, returns the bytes of a group index an earlier version
-            wrote (None when absent): that group is reused when ``exists`` finds every shard
-            the index names.
+        existing: with ``shard_dir``, returns the bytes of a pack index an earlier build
+            wrote (None when absent); a pack is reused only when ``exists`` finds every shard
+            its index names.
+        earlier_shards: with ``shard_dir``, the shards an earlier version's manifest names
+            (its ``shard`` column): each original found in their packs with the same row digest
+            keeps its place, so a day's late frames add one small pack instead of rewriting it.
 
     Raises:
         ContentMismatchError: fetched bytes do not match the sample's ``content_sha256``.
@@ -706,6 +738,8 @@ def write_training_set(
     manifest: list[dict] = []
     annotations: list[dict] = []
     limits = (max_shard_bytes, max_shard_rows, row_group_rows)
+    earlier = ({} if shard_dir is None else _earlier_rows(
+        earlier_shards, existing or (lambda _key: None), exists or (lambda _key: False)))
     for split in SPLITS:
         writer = _SplitWriter(split, *limits)
         in_split = [p for p in ordered if p.split == split]
@@ -717,7 +751,7 @@ def write_training_set(
         else:
             yield from _write_split_shared(split, originals, fetch, writer, shard_dir,
                                            existing or (lambda _key: None),
-                                           exists or (lambda _key: False), limits,
+                                           exists or (lambda _key: False), earlier, limits,
                                            fetch_workers)
         for p in in_split:
             if p.sample.augmented_from is not None:

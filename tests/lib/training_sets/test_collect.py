@@ -42,6 +42,6 @@ def test_the_previous_version_is_the_latest_days_last_built_for_another_partitio
     assert collect.previous_version(view, NAME, "2026-11-23|rig-b") == "v20261123-cccccccccc"
     assert collect.previous_version(view, NAME, "2026-11-23|rig-a") == "v20261123-bbbbbbbbbb"
     assert collect.previous_version(view, "other-name", "2026-11-24|rig-a") is None
-    assert collect.prior_splits(view, NAME, "v20261123-bbbbbbbbbb") == {"s1": "train",
-                                                                       "s4": "val"}
-    assert collect.prior_splits(view, NAME, None) == {}
+    assert collect.prior_placement(view, NAME, "v20261123-bbbbbbbbbb") == (
+        {"s1": "train", "s4": "val"}, [])
+    assert collect.prior_placement(view, NAME, None) == ({}, [])

@@ -467,7 +467,13 @@ def _two_days(n: int = 48) -> tuple[list[T.SampleIn], dict[str, bytes]]:
     return samples, blobs
 
 
-def _shared_build(samples, blobs, store: dict[str, bytes], prior=None, fetched=None, **kw):
+def _shared_build(samples, blobs, store: dict[str, bytes], previous=None, fetched=None, **kw):
+    """A build with shared shards on ``store``, sticky to the ``previous`` build's files."""
+    prior, earlier = {}, []
+    if previous is not None:
+        rows = from_parquet_bytes(previous[-1].data).to_pylist()
+        prior = {r["sample_id"]: r["split"] for r in rows}
+        earlier = [r["shard"] for r in rows]
     planned = T.plan_training_set(samples, FRACTIONS, "s", prior)
 
     def fetch(key: str) -> bytes:
@@ -476,7 +482,8 @@ def _shared_build(samples, blobs, store: dict[str, bytes], prior=None, fetched=N
         return blobs[key]
 
     files = list(T.write_training_set(planned, fetch, shard_dir="trainsets/n/shards",
-                                      existing=store.get, exists=store.__contains__, **kw))
+                                      existing=store.get, exists=store.__contains__,
+                                      earlier_shards=earlier, **kw))
     store.update({f.path: f.data for f in files if f.shared})
     return files
 
@@ -493,9 +500,8 @@ def test_shared_shards_are_per_split_and_day_and_a_new_day_writes_only_its_own()
         data = store[r["shard"]]
         assert hashlib.sha256(data).hexdigest() == r["shard_sha256"]
         assert data[r["image_offset"]:r["image_offset"] + r["image_size"]] == blobs[r["object_key"]]
-    prior = {r["sample_id"]: r["split"] for r in manifest1}
     fetched: list[str] = []
-    second = _shared_build(samples, blobs, store, prior, fetched, max_shard_rows=5)
+    second = _shared_build(samples, blobs, store, first, fetched, max_shard_rows=5)
     written = [f.path for f in second if f.shared]
     assert written and all("/date=2026-11-23/" in p for p in written)
     assert sorted(fetched) == sorted(s.object_key for s in samples if s.date == "2026-11-23")
@@ -504,8 +510,34 @@ def test_shared_shards_are_per_split_and_day_and_a_new_day_writes_only_its_own()
         assert {k: manifest2[r["sample_id"]][k] for k in r} == r
     # A fresh build of the same plan writes the same bytes as the reusing one points at.
     again: dict[str, bytes] = {}
-    _shared_build(samples, blobs, again, prior, max_shard_rows=5)
+    _shared_build(samples, blobs, again, first, max_shard_rows=5)
     assert again == store
+
+
+def test_late_frames_of_a_day_add_one_small_pack_and_a_relabeled_sample_moves_into_it():
+    samples, blobs = _two_days(40)
+    day = [s for s in samples if s.date == "2026-11-22"]
+    late, relabeled = day[-2:], day[0]
+    store: dict[str, bytes] = {}
+    first = _shared_build(day[:-2], blobs, store)
+    box = dataclasses.replace(relabeled.boxes[0], class_name="bus", class_id=4)
+    day[0] = dataclasses.replace(relabeled, boxes=(box,) + relabeled.boxes[1:])
+    fetched: list[str] = []
+    second = _shared_build(day, blobs, store, first, fetched)
+    assert sorted(fetched) == sorted(s.object_key for s in late + [relabeled])
+    before = {r["sample_id"]: r for r in from_parquet_bytes(first[-1].data).to_pylist()}
+    after = {r["sample_id"]: r for r in from_parquet_bytes(second[-1].data).to_pylist()}
+    moved = {sid for sid in before if after[sid]["shard"] != before[sid]["shard"]}
+    assert moved == {relabeled.sample_id}
+    # The relabeled sample's new shard row carries its new boxes.
+    r = after[relabeled.sample_id]
+    row = pq.read_table(io.BytesIO(store[r["shard"]])).to_pylist()[r["shard_row"]]
+    assert row["sample_id"] == relabeled.sample_id and row["boxes"][0]["class_name"] == "bus"
+    # Nothing was lost: every sample's bytes are where its row says.
+    for r in after.values():
+        data = store[r["shard"]]
+        assert hashlib.sha256(data).hexdigest() == r["shard_sha256"]
+        assert data[r["image_offset"]:r["image_offset"] + r["image_size"]] == blobs[r["object_key"]]
 
 
 def test_a_group_whose_index_names_a_missing_shard_is_written_again():
