@@ -123,7 +123,7 @@ def training_set(
     """The training set as of one day: the useful samples of the curated days up to it, split
     train/val/test by leakage group and class, as a manifest and shards tagged on publish."""
     from dataops_cv.lib.curation.features import FEATURE_VERSION, phash_from_hex
-    from dataops_cv.lib.curation.near_duplicates import near_duplicate_pairs
+    from dataops_cv.lib.curation.near_duplicates import group_labels, near_duplicate_pairs
     from dataops_cv.lib.training_sets import writer
 
     partition = str(context.partition_key)
@@ -182,9 +182,12 @@ def training_set(
                            reasons=dg.MetadataValue.json(histogram),
                            days=dg.MetadataValue.json(days))
         return
+    # A session is one leakage group whatever its frames look like, so only pairs across
+    # sessions can join groups: the pairs within one (most candidates) are not searched.
     pairs = near_duplicate_pairs(
         np.array([phash_from_hex(h) for h in found.phashes], dtype=np.uint64),
-        np.array(found.embeddings, dtype=np.float32).reshape(len(found.originals), -1))
+        np.array(found.embeddings, dtype=np.float32).reshape(len(found.originals), -1),
+        groups=group_labels(found.sessions))
     group_of = collect.leakage_groups([s.sample_id for s in found.originals], found.sessions,
                                       zip(pairs.i, pairs.j, strict=True))
     prior, earlier_shards = collect.prior_placement(run, config.name, previous)

@@ -70,6 +70,7 @@ frames of a static scene are near duplicates (above).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -326,17 +327,33 @@ def _row_dots(x: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 2048) ->
     return out
 
 
+def group_labels(keys: Sequence[str | None]) -> np.ndarray:
+    """``int64`` label per frame for :func:`near_duplicate_pairs`'s ``groups``: one per distinct
+    key, and a label of its own for each frame without one (None)."""
+    index: dict[str, int] = {}
+    out = np.empty(len(keys), dtype=np.int64)
+    for k, key in enumerate(keys):
+        out[k] = -1 - k if key is None else index.setdefault(key, len(index))
+    return out
+
+
 def near_duplicate_pairs(phash: np.ndarray, emb: np.ndarray,
-                         config: NearDupConfig = NearDupConfig()) -> NearDupPairs:
+                         config: NearDupConfig = NearDupConfig(),
+                         groups: np.ndarray | None = None) -> NearDupPairs:
     """Near-duplicate pairs ``i < j`` by the rule of :class:`NearDupConfig`, sorted, with their
     evidence. Candidates share a phash band (pigeonhole, so every pair within
     ``phash_max_hamming`` is a candidate) or have alike coarse crop views: every pair's views
     are compared in a batch of up to 2048 frames (``_EXACT_ROWS``), only those sharing a
     random-hyperplane bucket above that; each candidate is then checked exactly.
 
+    ``groups`` (``int64 (n,)``, e.g. :func:`group_labels` of the capture sessions) leaves out
+    every pair within one label: a caller that keeps a session together anyway (the training
+    set's leakage groups) needs only the pairs across sessions, and consecutive frames of a
+    session are most of the candidates, each registered at a cost.
+
     Raises:
-        ValueError: ``phash`` is not ``uint64 (n,)`` or ``emb`` not ``float32 (n,
-            EMBEDDING_DIM)``.
+        ValueError: ``phash`` is not ``uint64 (n,)``, ``emb`` not ``float32 (n,
+            EMBEDDING_DIM)`` or ``groups`` not of shape ``(n,)``.
     """
     phash = np.asarray(phash)
     emb = np.asarray(emb)
@@ -345,11 +362,18 @@ def near_duplicate_pairs(phash: np.ndarray, emb: np.ndarray,
     if emb.shape != (len(phash), EMBEDDING_DIM) or emb.dtype != np.float32:
         raise ValueError(f"emb must be float32 of shape ({len(phash)}, {EMBEDDING_DIM}), got "
                          f"{emb.dtype} {emb.shape}")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != phash.shape:
+            raise ValueError(f"groups must be of shape ({len(phash)},), got {groups.shape}")
     n = len(phash)
     views = _Views(emb)
     codes = np.unique(np.concatenate([_band_candidates(phash, config),
                                       _view_candidates(views, config)]))
     i, j = codes // max(n, 1), codes % max(n, 1)
+    if groups is not None:
+        across = groups[i] != groups[j]
+        i, j = i[across], j[across]
     hamming = np.bitwise_count(phash[i] ^ phash[j]).astype(np.int64)
     view_cos, j_in_i, i_in_j = _best_view(views, i, j)
     # Full dot products only where a rule can hold: within the phash radius, or alike under

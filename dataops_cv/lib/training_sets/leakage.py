@@ -46,9 +46,19 @@ def _split_problems(rows: Sequence[Mapping], report: LeakageReport) -> None:
 def _near_duplicate_problems(rows: Sequence[Mapping], features: Mapping[str, Mapping],
                              report: LeakageReport) -> None:
     from dataops_cv.lib.curation.features import phash_from_hex
-    from dataops_cv.lib.curation.near_duplicates import near_duplicate_pairs
+    from dataops_cv.lib.curation.near_duplicates import group_labels, near_duplicate_pairs
 
     originals = [r for r in rows if not r["augmented_from"]]
+    # A capture session must lie in one split; checked from the manifest's own session ids,
+    # which lets the near-duplicate search below leave out the pairs within a session.
+    splits_of: dict[str, set[str]] = {}
+    for r in originals:
+        if r["session_id"]:
+            splits_of.setdefault(r["session_id"], set()).add(r["split"])
+    split_sessions = sorted(s for s, splits in splits_of.items() if len(splits) > 1)
+    if split_sessions:
+        report.problems.append(f"{len(split_sessions)} capture session(s) in several splits, "
+                               f"e.g. {split_sessions[:3]}")
     known = [r for r in originals if r["content_sha256"] in features]
     if len(known) != len(originals):
         report.problems.append(f"{len(originals) - len(known)} samples have no curated features")
@@ -58,7 +68,8 @@ def _near_duplicate_problems(rows: Sequence[Mapping], features: Mapping[str, Map
         np.array([phash_from_hex(features[r["content_sha256"]]["phash"]) for r in known],
                  dtype=np.uint64),
         np.array([features[r["content_sha256"]]["embedding"] for r in known],
-                 dtype=np.float32).reshape(len(known), -1))
+                 dtype=np.float32).reshape(len(known), -1),
+        groups=group_labels([r["session_id"] for r in known]))
     cross = sum(1 for a, b in zip(pairs.i, pairs.j, strict=True)
                 if known[int(a)]["split"] != known[int(b)]["split"])
     report.straddling_near_duplicates = cross

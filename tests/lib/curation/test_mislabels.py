@@ -3,6 +3,7 @@ planted label flips found on synthetic capture days."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import subprocess
@@ -386,3 +387,26 @@ def test_crops_decoded_in_threads_equal_the_serial_crops_in_key_order():
     for a, b in zip((serial[0], serial[1], serial[5]), (threaded[0], threaded[1], threaded[5])):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert _crops(images.__getitem__, {}, workers=3) is None
+
+
+def test_training_stops_at_max_steps_however_many_boxes_there_are(monkeypatch):
+    steps: list[int] = []
+    real = M._one_cycle
+
+    def counted(step, total, peak):
+        steps.append(total)
+        return real(step, total, peak)
+
+    monkeypatch.setattr(M, "_one_cycle", counted)
+    crops, geometry, labels, ids = _memorisable(groups=60, per_group=8)
+    config = M.MislabelConfig(folds=2, epochs=8, batch=16, min_boxes=10, min_steps=20,
+                              max_steps=50)
+    M.out_of_fold(crops, geometry, labels, ids, 4, config)
+    # 240 training boxes a fold: 15 steps an epoch, 120 for eight epochs, capped at 50 a fold.
+    assert len(steps) == 2 * 50 and set(steps) == {50}
+    steps.clear()
+    small = dataclasses.replace(config, max_steps=400)
+    M.out_of_fold(crops, geometry, labels, ids, 4, small)
+    assert len(steps) == 2 * 120
+    with pytest.raises(ValueError, match="max_steps must be >= min_steps"):
+        M.MislabelConfig(min_steps=200, max_steps=100)

@@ -216,3 +216,22 @@ def test_inputs_of_the_wrong_shape_are_rejected():
         near_duplicate_pairs(np.zeros(3, np.uint64), np.zeros((3, 7), np.float32))
     assert len(near_duplicate_pairs(np.zeros(0, np.uint64),
                                     np.zeros((0, EMBEDDING_DIM), np.float32))) == 0
+
+
+def test_groups_leave_out_exactly_the_pairs_within_a_group(planted_days):
+    *_, phash, emb, everything = planted_days
+    # Groups of four frames in a row: some planted pairs fall inside one, some across two.
+    labels = near_duplicates.group_labels([f"g{k // 4}" if k % 5 else None
+                                           for k in range(len(phash))])
+    across = near_duplicate_pairs(phash, emb, groups=labels)
+    keep = labels[everything.i] != labels[everything.j]
+    assert 0 < keep.sum() < len(keep)
+    for field in ("i", "j", "hamming", "cosine", "aligned_cosine", "cropped"):
+        assert np.array_equal(getattr(across, field), getattr(everything, field)[keep]), field
+    with pytest.raises(ValueError, match="groups must be of shape"):
+        near_duplicate_pairs(phash, emb, groups=labels[:-1])
+
+
+def test_group_labels_give_frames_without_a_key_a_label_of_their_own():
+    labels = near_duplicates.group_labels(["a", None, "b", "a", None])
+    assert labels[0] == labels[3] and len({int(x) for x in labels}) == 4
