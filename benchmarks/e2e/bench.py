@@ -231,11 +231,14 @@ def main() -> int:
         for r in results:
             print(f"\n{r['frames']} frames {args.width}x{args.height} ({args.executor}): floor "
                   f"{r['floor_s']:.1f} s (read + SHA-256 + decode)")
-            print(f"  {'step':<44} {'wall s':>8} {'x floor':>8}")
+            again = r.get("rerun", {}).get("steps", {})
+            print(f"  {'step':<44} {'wall s':>8} {'x floor':>8}"
+                  + (f" {'re-run s':>9}" if again else ""))
             for s in stages:
                 w = r["steps"].get(s)
                 if w is not None:
-                    print(f"  {s:<44} {w:8.1f} {w / r['floor_s']:8.2f}")
+                    print(f"  {s:<44} {w:8.1f} {w / r['floor_s']:8.2f}"
+                          + (f" {again.get(s, 0.0):9.1f}" if again else ""))
             print(f"  {'whole run':<44} {r['wall_s']:8.1f} {r['wall_s'] / r['floor_s']:8.2f}"
                   f"   cpu {r['cpu_s']:.0f} s, peak RSS {r['peak_rss_gb']:.2f} GB, "
                   f"{r['bytes_written'] / 2**20:.0f} MiB written for "

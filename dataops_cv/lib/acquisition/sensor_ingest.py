@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from dataops_cv.lib.acquisition.sensor_logs.format import SENSOR_LOG_SCHEMA
 from dataops_cv.lib.acquisition.sensor_logs.reader import read_sensor_log
 from dataops_cv.lib.acquisition.sources import SENSOR_LOG_EXTENSIONS, Source, SourceObject
+from dataops_cv.lib.core.concurrency import bounded_map
 from dataops_cv.lib.core.quarantine import QuarantineRecord, Reason
 from dataops_cv.lib.lakefs.layout import sensor_blob_key
 
@@ -24,7 +25,8 @@ LOG_PATH = "log_path"
 OBJECT_KEY = "object_key"
 MANIFEST_SCHEMA = pa.schema([("log_path", pa.string()), ("size", pa.int64()),
                              ("fingerprint", pa.string()), ("rows", pa.int64())])
-PutFn = Callable[[str, bytes, str], bool]
+PutFn = Callable[[str, bytes, str], bool]  # called from several threads at once
+BLOB_WORKERS = 8
 
 
 
@@ -112,35 +114,38 @@ def _read_log(source: Source, log: SourceObject) -> tuple[pa.Table, list[Quarant
 
 def _store_blobs(
     source: Source, listing: Mapping[str, SourceObject], log: SourceObject, table: pa.Table,
-    put: PutFn,
+    put: PutFn, workers: int = BLOB_WORKERS,
 ) -> tuple[pa.Table, list[QuarantineRecord], int]:
+    """Store every file the log's rows reference (read, hashed and uploaded in ``workers``
+    threads, a bounded number in flight: hashing and I/O release the GIL) and add each row's
+    ``object_key``; a row whose file is not in the drop is quarantined."""
     refs = table["file"].to_pylist() if "file" in table.column_names else [None] * table.num_rows
     base = PurePosixPath(log.rel_path).parent
+    rels = [None if not ref else (str(base / ref) if str(base) != "." else ref) for ref in refs]
+    wanted = sorted({rel for rel in rels if rel is not None and rel in listing})
+
+    def store(rel: str) -> tuple[str, str, bool]:
+        data = source.read(listing[rel])
+        key = sensor_blob_key(hashlib.sha256(data).hexdigest(), PurePosixPath(rel).suffix)
+        return rel, key, put(key, data, "application/octet-stream")
+
+    stored: dict[str, str] = {}
+    uploaded = 0
+    for rel, key, new in bounded_map(store, wanted, workers, name="sensor-blob"):
+        stored[rel] = key
+        uploaded += new
     keys: list[str | None] = []
     keep: list[bool] = []
     missing: list[QuarantineRecord] = []
-    stored: dict[str, str] = {}
-    uploaded = 0
-    for i, ref in enumerate(refs):
-        if not ref:
+    for i, (ref, rel) in enumerate(zip(refs, rels)):
+        if rel is not None and rel not in stored:
+            missing.append(QuarantineRecord(
+                f"{log.uri}#row={i}", "sensor_record", Reason.MALFORMED_SENSOR_RECORD,
+                f"file {ref!r} is referenced but not in the drop"))
             keys.append(None)
-            keep.append(True)
+            keep.append(False)
             continue
-        rel = str(base / ref) if str(base) != "." else ref
-        if rel not in stored:
-            obj = listing.get(rel)
-            if obj is None:
-                missing.append(QuarantineRecord(
-                    f"{log.uri}#row={i}", "sensor_record", Reason.MALFORMED_SENSOR_RECORD,
-                    f"file {ref!r} is referenced but not in the drop"))
-                keys.append(None)
-                keep.append(False)
-                continue
-            data = source.read(obj)
-            key = sensor_blob_key(hashlib.sha256(data).hexdigest(), PurePosixPath(rel).suffix)
-            uploaded += put(key, data, "application/octet-stream")
-            stored[rel] = key
-        keys.append(stored[rel])
+        keys.append(None if rel is None else stored[rel])
         keep.append(True)
     table = table.append_column(OBJECT_KEY, pa.array(keys, pa.string()))
     return table.filter(pa.array(keep, pa.bool_())), missing, uploaded

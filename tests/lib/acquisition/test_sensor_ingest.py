@@ -57,3 +57,22 @@ def test_a_csv_that_is_no_sensor_log_is_quarantined_not_a_crash(tmp_path: Path):
     assert result.table.num_rows == 0 and result.counts["sensor_logs"] == 1
     assert [q.reason for q in result.quarantine] == [Reason.MALFORMED_SENSOR_RECORD]
     assert "missing required column(s)" in result.quarantine[0].detail
+
+
+def test_sweeps_stored_in_threads_give_the_table_of_one_thread(tmp_path: Path, monkeypatch):
+    from dataops_cv.lib.acquisition import sensor_ingest
+
+    config = SceneConfig(sessions_per_day=2, frames_per_session=8, cameras=("cam_front",),
+                         defects=DefectConfig.none())
+    manifest = write_drop(config, "2026-03-01", tmp_path / "drop")
+    (manifest.root / "sensors" / "lidar").iterdir().__next__().unlink()
+    threaded_store = Store()
+    threaded = ingest_sensor_logs(LocalSource(manifest.root), None, [], threaded_store.put)
+    serial_store_blobs = sensor_ingest._store_blobs
+    monkeypatch.setattr(sensor_ingest, "_store_blobs",
+                        lambda *a: serial_store_blobs(*a, workers=1))
+    serial_store = Store()
+    serial = ingest_sensor_logs(LocalSource(manifest.root), None, [], serial_store.put)
+    assert threaded.table.equals(serial.table) and threaded.quarantine == serial.quarantine
+    assert threaded.counts == serial.counts and threaded_store.objects == serial_store.objects
+    assert threaded.counts["sensor_blobs_uploaded"] > 1 and len(threaded.quarantine) == 1
