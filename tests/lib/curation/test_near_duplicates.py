@@ -235,3 +235,15 @@ def test_groups_leave_out_exactly_the_pairs_within_a_group(planted_days):
 def test_group_labels_give_frames_without_a_key_a_label_of_their_own():
     labels = near_duplicates.group_labels(["a", None, "b", "a", None])
     assert labels[0] == labels[3] and len({int(x) for x in labels}) == 4
+
+
+def test_registration_in_threads_gives_the_pairs_of_one_thread(planted_days, monkeypatch):
+    *_, phash, emb, _ = planted_days
+    from dataops_cv.lib.curation import registration
+
+    monkeypatch.setattr(registration, "_CHUNK", 16)  # many chunks, finished out of order
+    one = near_duplicate_pairs(phash, emb, workers=1)
+    four = near_duplicate_pairs(phash, emb, workers=4)
+    assert len(one.i) and all(np.array_equal(getattr(one, f), getattr(four, f))
+                              for f in ("i", "j", "hamming", "cosine", "aligned_cosine",
+                                        "cropped"))
