@@ -22,6 +22,7 @@ from dataops_cv.lib.curation.decisions import (
     summary,
 )
 from dataops_cv.lib.curation.label_issues import (
+    EarlierScores,
     LabelIssueParams,
     context_boxes,
     find_day_label_issues,
@@ -32,6 +33,7 @@ from dataops_cv.lib.curation.tables import (
     FEATURES_SCHEMA,
     ISSUES_SCHEMA,
     NEAR_PAIRS_SCHEMA,
+    SCORES_SCHEMA,
     box_rows,
 )
 from dataops_cv.lib.curation.thresholds import Limit, limits
@@ -233,7 +235,8 @@ def curated_samples(
     table_path = table_key(ASSET, partition)
     side = {name: side_key(ASSET, partition, f"_{name}")
             for name in ("inputs.json", "features.parquet", "boxes.parquet",
-                         "label_issues.parquet", "near_pairs.parquet")}
+                         "label_issues.parquet", "near_pairs.parquet", "box_scores.parquet",
+                         "mislabel_models.pt")}
     if not run.exists(fused_path):
         raise dg.Failure(f"{ASSET} {partition}: no fused_samples table at {fused_path} "
                          f"on {run.branch}; materialize fused_samples for this day first "
@@ -280,7 +283,9 @@ def curated_samples(
                        for d in reversed(context_days)), samples,
                       config.mislabel_context_max_boxes),
         LabelIssueParams(config.mislabel_min_boxes, config.mislabel_min_agreement,
-                         config.mislabel_min_frames, config.workers))
+                         config.mislabel_min_frames, config.workers),
+        EarlierScores(run.read(side["mislabel_models.pt"]), run.rows(side["box_scores.parquet"]))
+        if run.exists(side["mislabel_models.pt"]) else None)
     context.log.info(f"mislabel check: {found.note}")
 
     def select(useful: list[CurationSample], budget: int) -> list[int]:
@@ -307,6 +312,9 @@ def curated_samples(
     run.put_rows(side["label_issues.parquet"], found.rows, ISSUES_SCHEMA)
     run.put_rows(side["near_pairs.parquet"], [dataclasses.asdict(p) for p in pairs],
                  NEAR_PAIRS_SCHEMA)
+    if found.models is not None:
+        run.put(side["mislabel_models.pt"], found.models)
+        run.put_rows(side["box_scores.parquet"], found.scores, SCORES_SCHEMA)
     run.put_json(side["inputs.json"], inputs)
     counts = summary(rows)
     commit = run.commit(

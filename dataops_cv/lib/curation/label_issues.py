@@ -4,6 +4,8 @@ training data that is never scored."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,11 +26,33 @@ class LabelIssueParams:
     workers: int = 0  # threads decoding crops and training folds; <= 0: every CPU (same result)
 
 
+# A re-run may score at most this share of the day's boxes with the models of an earlier run
+# (late frames, corrected labels) before the folds are trained again on everything.
+MAX_LATE_SHARE = 0.1
+
+
 @dataclass
 class LabelIssues:
     issues: dict[str, BoxIssue] = field(default_factory=dict)  # annotation id -> dispute
     rows: list[dict] = field(default_factory=list)  # every scored box (ISSUES_SCHEMA)
     note: str = ""  # what was checked, or why nothing was
+    scores: list[dict] = field(default_factory=list)  # every box's probabilities (SCORES_SCHEMA)
+    models: bytes | None = None  # the fold models that scored them (mislabels.save_models)
+
+
+@dataclass(frozen=True)
+class EarlierScores:
+    """What an earlier run of the day left: its fold models and every box's scores."""
+
+    models: bytes
+    scores: Sequence[Mapping]  # SCORES_SCHEMA rows
+
+
+def box_key(object_key: str, b: LabelBox) -> str:
+    """What a box's probabilities depend on: its image, id, label and place."""
+    return hashlib.sha256("\x1f".join(map(str, (
+        object_key, b.annotation_id, b.class_name, b.x_min, b.y_min, b.x_max, b.y_max)))
+        .encode()).hexdigest()[:32]
 
 
 def _crops(read: Callable[[str], bytes], boxes_by_key: Mapping[str, Sequence[LabelBox]],
@@ -101,10 +125,69 @@ def context_boxes(days: Iterable[Iterable[Mapping]], samples: Sequence[CurationS
     return out
 
 
+def _signature(config, classes: Sequence[str], context: Mapping[str, Sequence[LabelBox]]
+               ) -> str:
+    """What an earlier run's models must have been trained under to score today's boxes."""
+    from dataops_cv.lib.curation import mislabels
+
+    ctx = sorted(box_key(k, b) for k, boxes in context.items() for b in boxes)
+    return hashlib.sha256(json.dumps([mislabels.MODEL_VERSION, repr(config), list(classes),
+                                      ctx]).encode()).hexdigest()
+
+
+def _rescore(read, day: Mapping[str, Sequence[LabelBox]], keys: Sequence[str], names, groups,
+             classes: Sequence[str], signature: str, earlier: EarlierScores | None,
+             workers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bytes] | None:
+    """Probabilities, folds and late flags of every box (in ``_crops`` order) from an earlier
+    run of the day: its scores where a box is unchanged, its models for the rest (a box of an
+    image it saw by that image's fold model, a new image's by all of them). None when there is
+    no such run, it trained under another signature, or more than ``MAX_LATE_SHARE`` of the
+    boxes would then be scored late."""
+    from dataops_cv.lib.curation import mislabels
+
+    if earlier is None:
+        return None
+    loaded = mislabels.load_models(earlier.models)
+    if loaded is None or loaded[1].get("signature") != signature:
+        return None
+    models, _ = loaded
+    before = {r["box_key"]: r for r in earlier.scores}
+    image_fold = {r["object_key"]: int(r["fold"]) for r in earlier.scores
+                  if not r["late"] and r["fold"] >= 0}
+    changed = [k for k, key in enumerate(keys) if key not in before]
+    late = np.array([key not in before or bool(before[key]["late"]) for key in keys])
+    if late.sum() > MAX_LATE_SHARE * len(keys):
+        return None
+    probs = np.zeros((len(keys), len(classes)), dtype=np.float32)
+    fold = np.full(len(keys), -1, dtype=np.int64)
+    for k, key in enumerate(keys):
+        if key in before:
+            probs[k] = np.asarray(before[key]["probs"], dtype=np.float32)
+            fold[k] = int(before[key]["fold"])
+    if changed:
+        images = sorted({groups[k] for k in changed})
+        cropped = _crops(read, {i: day[i] for i in images}, workers)
+        assert cropped is not None
+        at = {(g, aid): n for n, (g, aid) in enumerate(zip(cropped[3], cropped[4]))}
+        ids = [b.annotation_id for i in sorted(day) for b in day[i]]
+        rows = np.array([at[groups[k], ids[k]] for k in changed])
+        fold[changed] = [image_fold.get(groups[k], -1) for k in changed]
+        probs[changed] = mislabels.score_with(models, cropped[0][rows], cropped[1][rows],
+                                              fold[changed], len(classes))
+    return probs, fold, late, earlier.models
+
+
 def find_day_label_issues(read: Callable[[str], bytes], samples: Sequence[CurationSample],
                           context: Mapping[str, Sequence[LabelBox]],
-                          params: LabelIssueParams) -> LabelIssues:
+                          params: LabelIssueParams,
+                          earlier: EarlierScores | None = None) -> LabelIssues:
     """Score every box of the day's samples with a model that never trained on its image.
+
+    A re-run of the day with ``earlier`` (what the last run left) under the same model,
+    settings, classes and earlier-day boxes keeps the scores of unchanged boxes and scores the
+    others with the last run's fold models, each by a model that never trained on its image,
+    decoding only their images; once more than ``MAX_LATE_SHARE`` of the boxes would be scored
+    that way, the folds train again on everything.
 
     Args:
         read: object key -> image bytes.
@@ -130,24 +213,40 @@ def find_day_label_issues(read: Callable[[str], bytes], samples: Sequence[Curati
         return LabelIssues(note=f"not checked: {len(day)} labeled frames of the day and "
                            f"{len(context)} of earlier days are fewer than "
                            f"mislabel_min_frames={params.min_frames}")
-    scored = _crops(read, day, params.workers)
-    assert scored is not None
-    crops, geometry, names, groups, ids, judged = scored
+    order = sorted(day)
+    names = [b.class_name for k in order for b in day[k]]
+    groups = [k for k in order for _ in day[k]]
+    ids = [b.annotation_id for k in order for b in day[k]]
+    keys = [box_key(k, b) for k in order for b in day[k]]
+    judged = np.concatenate([mislabels.judgeable(
+        [(b.x_min, b.y_min, b.x_max, b.y_max) for b in day[k]]) for k in order])
     classes = sorted(set(names) | {b.class_name for v in context.values() for b in v})
     index = {c: i for i, c in enumerate(classes)}
-    extra = None
-    if context:
-        ctx = _crops(read, context, params.workers)
-        assert ctx is not None
-        extra = (ctx[0], ctx[1], np.array([index[n] for n in ctx[2]], dtype=np.int64))
     labels = np.array([index[n] for n in names], dtype=np.int64)
-    try:
-        probs = mislabels.out_of_fold_probs(
-            crops, geometry, labels, groups, len(classes),
-            mislabels.MislabelConfig(min_boxes=params.min_boxes), extra_train=extra,
-            workers=params.workers)
-    except mislabels.NotEnoughData as exc:
-        return LabelIssues(note=f"not checked: {exc}")
+    config = mislabels.MislabelConfig(min_boxes=params.min_boxes)
+    signature = _signature(config, classes, context)
+    again = _rescore(read, day, keys, names, groups, classes, signature, earlier,
+                     params.workers)
+    if again is not None:
+        probs, fold, late, models = again
+    else:
+        crops, geometry, *_ = _crops(read, day, params.workers)
+        extra = None
+        if context:
+            ctx = _crops(read, context, params.workers)
+            assert ctx is not None
+            extra = (ctx[0], ctx[1], np.array([index[n] for n in ctx[2]], dtype=np.int64))
+        try:
+            result = mislabels.out_of_fold(crops, geometry, labels, groups, len(classes),
+                                           config, extra_train=extra, workers=params.workers)
+        except mislabels.NotEnoughData as exc:
+            return LabelIssues(note=f"not checked: {exc}")
+        probs, fold, late = result.probs, result.fold, np.zeros(len(keys), dtype=bool)
+        models = mislabels.save_models(result.models, {"signature": signature,
+                                                       "classes": list(classes)})
+    scores = [{"box_key": key, "annotation_id": aid, "object_key": g, "fold": int(f),
+               "late": bool(lt), "probs": p.tolist()}
+              for key, aid, g, f, lt, p in zip(keys, ids, groups, fold, late, probs)]
     agreement = float((probs.argmax(axis=1) == labels).mean())
     if agreement < params.min_agreement:
         # Confident learning needs a model that mostly agrees with the labels; a weak one's
@@ -156,6 +255,9 @@ def find_day_label_issues(read: Callable[[str], bytes], samples: Sequence[Curati
                            f"{agreement:.0%} of {n_day} labels (< {params.min_agreement:.0%})")
     found = mislabels.find_label_issues(labels, probs, judged=judged)
     out = _rows(found, ids, groups, labels, classes, sha_of)
-    out.note = (f"{n_day} boxes scored ({n_context} earlier boxes in training), model agrees "
-                f"with {agreement:.0%} of labels, {len(out.issues)} disputed")
+    out.scores, out.models = scores, models
+    how = (f"{int(late.sum())} by the last run's models, the rest kept"
+           if again is not None else f"{n_context} earlier boxes in training")
+    out.note = (f"{n_day} boxes scored ({how}), model agrees with {agreement:.0%} of labels, "
+                f"{len(out.issues)} disputed")
     return out

@@ -246,12 +246,23 @@ class CropClassifier(nn.Module):
 
 
 @dataclass(frozen=True)
+class FoldModel:
+    """One fold's trained classifier and the geometry standardisation it was trained with."""
+
+    state: dict[str, torch.Tensor]
+    mean: np.ndarray  # float32 (k,)
+    std: np.ndarray  # float32 (k,)
+
+
+@dataclass(frozen=True)
 class OutOfFold:
-    """Out-of-fold probabilities and the record of which rows trained which fold's model."""
+    """Out-of-fold probabilities, the record of which rows trained which fold's model, and the
+    models (to score boxes of images none of them trained on, see :func:`score_with`)."""
 
     probs: np.ndarray  # float32 (n, n_classes)
     fold: np.ndarray  # int (n,): the fold whose model scored each box
     trained_on: tuple[np.ndarray, ...]  # per fold: indices of the scored rows its model trained on
+    models: tuple[FoldModel, ...] = ()
 
 
 def fold_assignment(groups: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:
@@ -349,9 +360,24 @@ def _one_cycle(step: int, total: int, peak: float, warmup: float = 0.2) -> float
     return peak / 1e4 + (peak - peak / 1e4) * (1 + math.cos(math.pi * progress)) / 2
 
 
+def _standardised(geometry: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    g = torch.from_numpy((geometry - mean) / std)
+    # Standardise centre_x around the frame's middle so a mirror image negates it.
+    g[:, _CENTRE_X] = torch.from_numpy((geometry[:, _CENTRE_X] - 0.5) / std[_CENTRE_X])
+    return g
+
+
+def _score(model: nn.Module, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        # Average over the crop and its mirror image: training saw both, so neither is favoured.
+        x = _to_float(x)
+        return (torch.softmax(model(x, g), 1) + torch.softmax(model(*_flip(x, g)), 1)) / 2
+
+
 def _train_and_score(train_x: torch.Tensor, train_g: torch.Tensor, train_y: torch.Tensor,
                      test_x: torch.Tensor, test_g: torch.Tensor, n_classes: int,
-                     config: MislabelConfig, seed: int) -> torch.Tensor:
+                     config: MislabelConfig, seed: int) -> tuple[torch.Tensor, nn.Module]:
     generator = torch.Generator().manual_seed(seed)
     with _INIT_LOCK:  # the initial weights come from torch's process-wide generator
         torch.manual_seed(seed)
@@ -379,13 +405,7 @@ def _train_and_score(train_x: torch.Tensor, train_g: torch.Tensor, train_y: torc
             loss.backward()
             opt.step(_one_cycle(step, total, config.lr))
             step += 1
-    model.eval()
-    with torch.no_grad():
-        # Average over the crop and its mirror image: training saw both, so neither is favoured.
-        test_x = _to_float(test_x)
-        logits = model(test_x, test_g)
-        flipped = model(*_flip(test_x, test_g))
-        return (torch.softmax(logits, 1) + torch.softmax(flipped, 1)) / 2
+    return _score(model, test_x, test_g), model
 
 
 @dataclass(frozen=True)
@@ -401,7 +421,7 @@ class _FoldData:
     config: MislabelConfig
 
 
-def _fold_probs(data: _FoldData, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _fold_probs(data: _FoldData, k: int) -> tuple[np.ndarray, np.ndarray, FoldModel]:
     """Probabilities of fold ``k``'s boxes from a model trained on every other box, and the
     scored rows it trained on. Touches no process-wide torch state but the seeded model
     initialisation, which holds ``_INIT_LOCK``: folds may train in concurrent threads."""
@@ -410,17 +430,15 @@ def _fold_probs(data: _FoldData, k: int) -> tuple[np.ndarray, np.ndarray]:
     train = np.concatenate([np.flatnonzero(data.fold != k), np.arange(n, len(data.y))])
     mean = data.geometry[train].mean(axis=0)
     std = data.geometry[train].std(axis=0) + 1e-6
-    g = torch.from_numpy((data.geometry - mean) / std)
-    # Standardise centre_x around the frame's middle so a mirror image negates it.
-    g[:, _CENTRE_X] = torch.from_numpy((data.geometry[:, _CENTRE_X] - 0.5) / std[_CENTRE_X])
+    g = _standardised(data.geometry, mean, std)
     x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
     train_t, test_t = torch.from_numpy(train), torch.from_numpy(test)
-    p = _train_and_score(x[train_t], g[train_t], y[train_t], x[test_t], g[test_t],
-                         data.n_classes, data.config, _fold_seed(data.config.seed, k))
-    return p.numpy(), train[train < n]
+    p, model = _train_and_score(x[train_t], g[train_t], y[train_t], x[test_t], g[test_t],
+                                data.n_classes, data.config, _fold_seed(data.config.seed, k))
+    return p.numpy(), train[train < n], FoldModel(model.state_dict(), mean, std)
 
 
-def _in_thread(data: _FoldData, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _in_thread(data: _FoldData, k: int) -> tuple[np.ndarray, np.ndarray, FoldModel]:
     torch.set_num_threads(1)  # OpenMP's thread count is per thread: this one's too
     return _fold_probs(data, k)
 
@@ -467,6 +485,7 @@ def out_of_fold(crops: np.ndarray, geometry: np.ndarray, labels: np.ndarray,
                      np.concatenate([labels, extra[2]]), fold, len(labels), n_classes, config)
     probs = np.zeros((len(labels), n_classes), dtype=np.float32)
     trained_on = []
+    models = []
     workers = min(resolve_workers(workers), folds)
     threads = torch.get_num_threads()
     # One torch thread per fold: reductions in a fixed order, so bit-identical results. Folds
@@ -477,13 +496,75 @@ def out_of_fold(crops: np.ndarray, geometry: np.ndarray, labels: np.ndarray,
     try:
         with torch.random.fork_rng(devices=[]), ThreadPoolExecutor(
                 workers, thread_name_prefix="mislabel-fold") as pool:
-            for k, (p, trained) in enumerate(pool.map(lambda k: _in_thread(data, k),
-                                                      range(folds))):
+            for k, (p, trained, model) in enumerate(pool.map(lambda k: _in_thread(data, k),
+                                                             range(folds))):
                 probs[fold == k] = p
                 trained_on.append(trained)
+                models.append(model)
     finally:
         torch.set_num_threads(threads)
-    return OutOfFold(probs, fold, tuple(trained_on))
+    return OutOfFold(probs, fold, tuple(trained_on), tuple(models))
+
+
+def score_with(models: Sequence[FoldModel], crops: np.ndarray, geometry: np.ndarray,
+               fold: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class probabilities of boxes from the stored fold ``models`` of an earlier
+    :func:`out_of_fold`: a box whose image was in fold ``k`` (``fold`` = k) is scored by that
+    fold's model, which never trained on it, as it was then; a box of an image no model saw
+    (``fold`` = -1) by the mean of every fold's model. One torch thread, so the same bits as
+    the scoring inside :func:`out_of_fold`."""
+    crops = np.asarray(crops)
+    geometry = np.asarray(geometry, dtype=np.float32)
+    fold = np.asarray(fold, dtype=np.int64)
+    if not (len(crops) == len(geometry) == len(fold)):
+        raise ValueError(f"crops, geometry and fold need one row per box, got {crops.shape}, "
+                         f"{geometry.shape} and {fold.shape}")
+    if len(fold) and (fold.min() < -1 or fold.max() >= len(models)):
+        raise ValueError(f"fold must be -1 or a fold in [0, {len(models)}), got "
+                         f"{fold.min()}..{fold.max()}")
+    probs = np.zeros((len(fold), n_classes), dtype=np.float32)
+    if not len(fold):
+        return probs
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = torch.from_numpy(np.ascontiguousarray(crops))
+        unseen = fold == -1
+        for k, stored in enumerate(models):
+            mine = (fold == k) | unseen
+            if not mine.any():
+                continue
+            model = CropClassifier(n_classes, geometry.shape[1])
+            model.load_state_dict(stored.state)
+            rows = torch.from_numpy(np.flatnonzero(mine))
+            p = _score(model, x[rows], _standardised(geometry[mine], stored.mean, stored.std))
+            own = fold[mine] == k
+            probs[np.flatnonzero(mine)[own]] = p.numpy()[own]
+            probs[np.flatnonzero(mine)[~own]] += p.numpy()[~own] / len(models)
+    finally:
+        torch.set_num_threads(threads)
+    return probs
+
+
+def save_models(models: Sequence[FoldModel], meta: dict[str, object]) -> bytes:
+    """Fold models and what they were trained on (``meta``: JSON-able) as bytes."""
+    buf = io.BytesIO()
+    torch.save({"model_version": MODEL_VERSION, "meta": meta,
+                "folds": [{"state": m.state, "mean": torch.from_numpy(m.mean),
+                           "std": torch.from_numpy(m.std)} for m in models]}, buf)
+    return buf.getvalue()
+
+
+def load_models(data: bytes) -> tuple[tuple[FoldModel, ...], dict[str, object]] | None:
+    """What :func:`save_models` wrote; None for another MODEL_VERSION or unreadable bytes."""
+    try:
+        doc = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable blob means: train again
+        return None
+    if not isinstance(doc, dict) or doc.get("model_version") != MODEL_VERSION:
+        return None
+    return (tuple(FoldModel(f["state"], f["mean"].numpy(), f["std"].numpy())
+                  for f in doc["folds"]), doc["meta"])
 
 
 def out_of_fold_probs(crops: np.ndarray, geometry: np.ndarray, labels: np.ndarray,

@@ -24,6 +24,16 @@ NEAR_PAIRS_SCHEMA = pa.schema([
     ("hamming", pa.int32()),
     ("cosine", pa.float32()),
 ])
+# Every scored box's class probabilities, the fold whose model scored it and whether that was a
+# later run scoring with stored models (what a re-run keeps for unchanged boxes).
+SCORES_SCHEMA = pa.schema([
+    ("box_key", pa.string()),
+    ("annotation_id", pa.string()),
+    ("object_key", pa.string()),
+    ("fold", pa.int32()),
+    ("late", pa.bool_()),
+    ("probs", pa.list_(pa.float32())),
+])
 # The boxes curation judged each sample by (what training sets are built from).
 BOXES_SCHEMA = pa.schema([
     ("sample_id", pa.string()),
