@@ -4,7 +4,6 @@ manifest and Parquet shards under trainsets/<name>/<version>/ and tagged when th
 from collections.abc import Iterator
 
 import dagster as dg
-import numpy as np
 from pydantic import Field
 
 from dataops_cv.defs.partitions import day_source_partitions
@@ -122,8 +121,7 @@ def training_set(
 ) -> Iterator[dg.MaterializeResult]:
     """The training set as of one day: the useful samples of the curated days up to it, split
     train/val/test by leakage group and class, as a manifest and shards tagged on publish."""
-    from dataops_cv.lib.curation.features import FEATURE_VERSION, phash_from_hex
-    from dataops_cv.lib.curation.near_duplicates import group_labels, near_duplicate_pairs
+    from dataops_cv.lib.curation.features import FEATURE_VERSION
     from dataops_cv.lib.training_sets import writer
 
     partition = str(context.partition_key)
@@ -182,14 +180,9 @@ def training_set(
                            reasons=dg.MetadataValue.json(histogram),
                            days=dg.MetadataValue.json(days))
         return
-    # A session is one leakage group whatever its frames look like, so only pairs across
-    # sessions can join groups: the pairs within one (most candidates) are not searched.
-    pairs = near_duplicate_pairs(
-        np.array([phash_from_hex(h) for h in found.phashes], dtype=np.uint64),
-        np.array(found.embeddings, dtype=np.float32).reshape(len(found.originals), -1),
-        groups=group_labels(found.sessions))
+    pair_i, pair_j = collect.window_pairs(run, days, found)
     group_of = collect.leakage_groups([s.sample_id for s in found.originals], found.sessions,
-                                      zip(pairs.i, pairs.j, strict=True))
+                                      zip(pair_i, pair_j, strict=True))
     prior, earlier_shards = collect.prior_placement(run, config.name, previous)
     planned = writer.plan_training_set(collect.grouped_samples(found, group_of),
                                        config.fractions, config.seed, prior)
@@ -227,7 +220,7 @@ def training_set(
         "count_shard_files_written": sum(1 for p in digests
                                          if p.endswith(".parquet") and "/shards/" in p
                                          and not p.endswith(".index.parquet")),
-        "near_duplicate_pairs_across_set": len(pairs.i),
+        "near_duplicate_pairs_across_set": len(pair_i),
         "splits": dg.MetadataValue.md(table_md),
         "digests": dg.MetadataValue.json(digests),
         "bytes": size,

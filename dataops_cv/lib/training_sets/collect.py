@@ -9,8 +9,10 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from dataops_cv.lib.core.annotations import XYXY
-from dataops_cv.lib.core.partitions import day_of, source_of
+from dataops_cv.lib.core.partitions import day_of, key_of, source_of
 from dataops_cv.lib.lakefs import layout
 from dataops_cv.lib.lakefs.run_branch import RefView
 from dataops_cv.lib.training_sets.writer import (
@@ -160,6 +162,55 @@ def collect(view: RefView, days: Sequence[str], class_id: Callable[[Mapping], in
     for day in days:
         _collect_day(view, day, class_id, include_augmented, seen_sha, out)
     return out
+
+
+def window_pairs(view: RefView, days: Sequence[str], found: Collected,
+                 workers: int = 0) -> tuple[list[int], list[int]]:
+    """Near-duplicate pairs ``(i, j)`` of ``found.originals`` that can join leakage groups: across
+    capture sessions (a session is one group anyway), within a day or across days.
+
+    A day whose curation kept its pairs under the rule the training set applies (the default
+    :class:`NearDupConfig`, the same features) gives its pairs from that table; only pairs
+    across days, and within the other days, are searched. The groups come out as a full
+    search's would: curation searched every pair of its day.
+    """
+    from dataops_cv.lib.curation.features import FEATURE_VERSION, phash_from_hex
+    from dataops_cv.lib.curation.near_duplicates import (
+        NearDupConfig,
+        group_labels,
+        near_duplicate_pairs,
+    )
+
+    config = NearDupConfig()
+    index = {s.content_sha256: k for k, s in enumerate(found.originals)}
+    day_of_sample = [layout_key(s) for s in found.originals]
+    covered: set[str] = set()
+    pairs: set[tuple[int, int]] = set()
+    for day in days:
+        inputs = view.read_json(layout.side_key(CURATED, day, "_inputs.json")) or {}
+        table = layout.side_key(CURATED, day, "_near_pairs.parquet")
+        if (inputs.get("near_duplicates") != repr(config)
+                or inputs.get("features") != FEATURE_VERSION or not view.exists(table)):
+            continue
+        covered.add(day)
+        for r in view.rows(table):
+            a, b = index.get(r["a"]), index.get(r["b"])
+            if a is not None and b is not None and day_of_sample[a] == day_of_sample[b] == day:
+                pairs.add((min(a, b), max(a, b)))
+    labels = group_labels([f"day {d}" if d in covered else s
+                           for d, s in zip(day_of_sample, found.sessions, strict=True)])
+    searched = near_duplicate_pairs(
+        np.array([phash_from_hex(h) for h in found.phashes], dtype=np.uint64),
+        np.array(found.embeddings, dtype=np.float32).reshape(len(found.originals), -1),
+        config, groups=labels, workers=workers)
+    pairs.update(zip(searched.i.tolist(), searched.j.tolist()))
+    ordered = sorted(pairs)
+    return [a for a, _ in ordered], [b for _, b in ordered]
+
+
+def layout_key(s: SampleIn) -> str:
+    """The partition key a sample was curated under."""
+    return key_of(s.date, s.source)
 
 
 def leakage_groups(keys: Sequence[str], sessions: Sequence[str | None],

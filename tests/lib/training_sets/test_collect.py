@@ -45,3 +45,72 @@ def test_the_previous_version_is_the_latest_days_last_built_for_another_partitio
     assert collect.prior_placement(view, NAME, "v20261123-bbbbbbbbbb") == (
         {"s1": "train", "s4": "val"}, [])
     assert collect.prior_placement(view, NAME, None) == ({}, [])
+
+
+def test_window_pairs_take_a_curated_days_pairs_and_group_as_a_full_search(store):
+    import hashlib
+
+    import numpy as np
+
+    from dataops_cv.lib.curation.features import FEATURE_VERSION, image_features, phash_to_hex
+    from dataops_cv.lib.curation.near_duplicates import (
+        NearDupConfig,
+        group_labels,
+        near_duplicate_pairs,
+    )
+    from dataops_cv.lib.curation.tables import NEAR_PAIRS_SCHEMA
+    from dataops_cv.lib.lakefs.layout import side_key
+    from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
+    from dataops_cv.lib.synthetic.frames import generate_day
+
+    found = collect.Collected()
+    by_day: dict[str, list[int]] = {}
+    first_day: list[bytes] = []
+    for d, day in enumerate(("2026-11-22", "2026-11-23")):
+        config = SceneConfig(seed=d, sessions_per_day=2, frames_per_session=6,
+                             defects=DefectConfig.none())
+        frames = list(generate_day(config, day))
+        datas = [f.data for f in frames]
+        sessions = [f.session_id for f in frames]
+        # Copies in another session of the day, and (day 2) of a day-1 frame.
+        datas += [datas[0] + b"\0", datas[7] + b"\0"]
+        sessions += [sessions[-1], sessions[0]]
+        if d == 1:
+            datas.append(first_day[2] + b"\0")
+            sessions.append(sessions[0])
+        else:
+            first_day.extend(datas)
+        phash, emb = image_features(datas)
+        for data, session, h, e in zip(datas, sessions, phash, emb):
+            sha = hashlib.sha256(data).hexdigest()
+            by_day.setdefault(day, []).append(len(found.originals))
+            found.originals.append(T.SampleIn(
+                sample_id=sha[:16], content_sha256=sha, object_key=f"frames/{sha}", date=day,
+                rel_path=sha, session_id=f"{day}/{session}", camera="cam", width=320,
+                height=240, group_key="", boxes=(), label_source="labeled",
+                label_revision="r", source="rig"))
+            found.sessions.append(f"{day}/{session}")
+            found.phashes.append(phash_to_hex(h))
+            found.embeddings.append(e.tolist())
+    ph = np.array([int(h, 16) for h in found.phashes], dtype=np.uint64)
+    em = np.array(found.embeddings, dtype=np.float32)
+    # Day 1 was curated under the default rule: its pairs are on the branch.
+    day1 = by_day["2026-11-22"]
+    pairs1 = near_duplicate_pairs(ph[day1], em[day1])
+    shas = [found.originals[k].content_sha256 for k in day1]
+    first = "2026-11-22|rig"
+    store.put_object("main", side_key(collect.CURATED, first, "_near_pairs.parquet"),
+                     to_parquet_bytes([{"a": shas[a], "b": shas[b], "hamming": int(h),
+                                        "cosine": float(c)} for a, b, h, c in zip(
+                         pairs1.i, pairs1.j, pairs1.hamming, pairs1.cosine)],
+                         NEAR_PAIRS_SCHEMA))
+    store.put_object("main", side_key(collect.CURATED, first, "_inputs.json"), json.dumps(
+        {"near_duplicates": repr(NearDupConfig()), "features": FEATURE_VERSION}).encode())
+    store.commit("main", "curated day 1")
+    days = [first, "2026-11-23|rig"]
+    i, j = collect.window_pairs(RefView(store, "main"), days, found, workers=1)
+    full = near_duplicate_pairs(ph, em, groups=group_labels(found.sessions))
+    ids = [s.sample_id for s in found.originals]
+    groups = collect.leakage_groups(ids, found.sessions, zip(i, j))
+    assert groups == collect.leakage_groups(ids, found.sessions, zip(full.i, full.j))
+    assert len(set(groups)) < len(set(found.sessions))  # the copies did join sessions
