@@ -1,7 +1,9 @@
 """Training sets: the useful samples of the curated days, split without leakage, written as a
 manifest and Parquet shards under trainsets/<name>/<version>/ and tagged when the run publishes."""
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
 from pydantic import Field
@@ -17,7 +19,7 @@ from dataops_cv.lib.lakefs.layout import (
     trainset_root,
     trainset_shards_root,
 )
-from dataops_cv.lib.lakefs.run_branch import RunBranch
+from dataops_cv.lib.lakefs.run_branch import UPLOAD_WORKERS, RunBranch
 from dataops_cv.lib.training_sets import collect
 
 TRAINING_SET_SAMPLES_CHECK = "training_set_has_samples"
@@ -85,18 +87,29 @@ def _write(run: RunBranch, planned, name: str, version: str, max_shard_mb: int,
     def existing(key: str) -> bytes | None:
         return run.read(key) if run.exists(key) else None
 
+    def put(rel: str, data: bytes, shared: bool) -> None:
+        run.put(rel if shared else trainset_key(name, version, rel), data, PARQUET_CONTENT_TYPE
+                if rel.endswith(".parquet") else "application/octet-stream")
+
     digests: dict[str, str] = {}
     size = 0
     manifest = b""
-    for rel, data, digest, shared in write_training_set(
-            planned, run.read, max_shard_bytes=max_shard_mb * 2**20,
-            shard_dir=trainset_shards_root(name), existing=existing, exists=run.exists,
-            earlier_shards=earlier_shards):
-        run.put(rel if shared else trainset_key(name, version, rel), data, PARQUET_CONTENT_TYPE
-                if rel.endswith(".parquet") else "application/octet-stream")
-        digests[rel], size = digest, size + len(data)
-        if rel == MANIFEST_PATH:
-            manifest = data
+    # Images are fetched in UPLOAD_WORKERS threads, and a finished shard uploads while the next
+    # one is fetched and encoded: at most two shards in flight, so memory stays bounded.
+    with ThreadPoolExecutor(1, thread_name_prefix="trainset-put") as pool:
+        pending: deque[Future] = deque()
+        for rel, data, digest, shared in write_training_set(
+                planned, run.read, max_shard_bytes=max_shard_mb * 2**20,
+                fetch_workers=UPLOAD_WORKERS, shard_dir=trainset_shards_root(name),
+                existing=existing, exists=run.exists, earlier_shards=earlier_shards):
+            if len(pending) >= 2:
+                pending.popleft().result()
+            pending.append(pool.submit(put, rel, data, shared))
+            digests[rel], size = digest, size + len(data)
+            if rel == MANIFEST_PATH:
+                manifest = data
+        while pending:
+            pending.popleft().result()
     return manifest, digests, size
 
 
