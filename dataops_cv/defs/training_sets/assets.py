@@ -152,12 +152,16 @@ def training_set(
             return int(box["class_id"])
         return taxonomy.get(box["class_name"], -1)
 
-    previous = (collect.previous_version(run, config.name, partition) if config.sticky_splits
-                else None)
-    inputs_json = collect.inputs_document(
-        partition, config.name, config.fractions, config.seed, config.include_augmented,
-        config.max_shard_mb, FEATURE_VERSION, run.checksums(collect.input_tables(days)),
-        previous)
+    checksums = run.checksums(collect.input_tables(days))
+
+    def inputs_of(previous: str | None) -> bytes:
+        return collect.inputs_document(
+            partition, config.name, config.fractions, config.seed, config.include_augmented,
+            config.max_shard_mb, FEATURE_VERSION, checksums, previous)
+
+    previous = (collect.previous_version(run, config.name, partition, inputs_of(None))
+                if config.sticky_splits else None)
+    inputs_json = inputs_of(previous)
     version = collect.version_of(partition, inputs_json)
     tag = writer.tag_name(config.name, version)
     root = trainset_root(config.name, version)

@@ -56,15 +56,17 @@ def inputs_document(partition: str, name: str, fractions: Mapping[str, float], s
     return json.dumps(inputs, sort_keys=True, indent=1).encode()
 
 
-def previous_version(view: RefView, name: str, partition: str) -> str | None:
-    """The version of ``name`` whose splits a build for ``partition`` keeps: of the versions on
-    ``view`` built for another partition, those of the latest capture day, and of these the one
-    whose manifest was committed last (None when there is none).
+def previous_version(view: RefView, name: str, partition: str,
+                     inputs_json: bytes | None = None) -> str | None:
+    """The version of ``name`` whose splits a build for ``partition`` keeps (None: none).
 
-    Versions built for ``partition`` itself are passed over, so re-running a day finds the same
-    previous version, the same inputs and so the same version (a no-op) rather than chaining
-    onto its own output. Each version was sticky to its own previous one, so the latest carries
-    every split ever given.
+    A version of the same day built from exactly these inputs (``inputs_json``, whatever its
+    own ``previous``) answers with the previous version it kept: the same inputs then name the
+    same version, so a re-run is a no-op and a rebuild gives the same bytes. Otherwise it is
+    the latest version on ``view``: of the latest capture day, the one whose manifest was
+    committed last, whichever partition built it — so a day built again after a change keeps
+    the splits its earlier version gave. Each version was sticky to the one before it, so the
+    latest carries every split ever given.
     """
     prefix = f"{layout.TRAINSETS}{name}/"
     by_day: dict[str, list[str]] = {}
@@ -72,17 +74,25 @@ def previous_version(view: RefView, name: str, partition: str) -> str | None:
         version, _, rel = obj.path[len(prefix):].partition("/")
         if rel == MANIFEST_PATH and VERSION_RE.match(version):
             by_day.setdefault(version[1:9], []).append(version)
-    for day in sorted(by_day, reverse=True):
-        others = [v for v in sorted(by_day[day]) if (view.read_json(
-            layout.trainset_key(name, v, INPUTS_PATH), {}) or {}).get("partition") != partition]
-        if len(others) > 1:
-            def committed(v: str) -> int:
-                c = view.last_change(layout.trainset_key(name, v, MANIFEST_PATH))
-                return c.creation_date if c else 0
-            others.sort(key=lambda v: (committed(v), v))
-        if others:
-            return others[-1]
-    return None
+    if inputs_json is not None:
+        mine = _without_previous(json.loads(inputs_json))
+        for v in sorted(by_day.get(day_of(partition).replace("-", ""), [])):
+            doc = view.read_json(layout.trainset_key(name, v, INPUTS_PATH), {}) or {}
+            if _without_previous(doc) == mine:
+                return doc.get("previous")
+    if not by_day:
+        return None
+    latest = sorted(by_day[max(by_day)])
+    if len(latest) > 1:
+        def committed(v: str) -> int:
+            c = view.last_change(layout.trainset_key(name, v, MANIFEST_PATH))
+            return c.creation_date if c else 0
+        latest.sort(key=lambda v: (committed(v), v))
+    return latest[-1]
+
+
+def _without_previous(doc: Mapping) -> dict:
+    return {k: v for k, v in doc.items() if k != "previous"}
 
 
 def prior_placement(view: RefView, name: str, version: str | None

@@ -41,3 +41,14 @@ def test_the_same_inputs_name_the_same_version_and_another_seed_another(publishe
     first = _build(published_day).metadata("training_set")["trainset_version"]
     assert _build(published_day).metadata("training_set")["trainset_version"] == first
     assert _build(published_day, seed="1").metadata("training_set")["trainset_version"] != first
+
+
+def test_a_new_version_of_the_same_originals_writes_no_shard(published_day):
+    done = _build(published_day)
+    first = done.metadata("training_set")
+    done.run.store.merge(done.run.branch, "main", "publish")  # as the publish step does
+    # Another version (variants left out) of the same originals in the same splits.
+    second = _build(published_day, include_augmented=False).metadata("training_set")
+    assert second["trainset_version"] != first["trainset_version"]
+    assert second["count_shard_files_written"] == 0
+    assert not [p for p in second["digests"] if "/shards/" in p]

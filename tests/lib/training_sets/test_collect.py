@@ -15,7 +15,7 @@ NAME = "sticky"
 
 
 def _version(store, version: str, partition: str, splits: dict[str, str],
-             variants: dict[str, str] | None = None) -> None:
+             variants: dict[str, str] | None = None, previous: str | None = None) -> None:
     rows = [{"sample_id": sid, "split": split, "augmented_from": None}
             for sid, split in splits.items()]
     rows += [{"sample_id": sid, "split": "train", "augmented_from": src}
@@ -24,23 +24,33 @@ def _version(store, version: str, partition: str, splits: dict[str, str],
                                 T.MANIFEST_SCHEMA)
     store.put_object("main", trainset_key(NAME, version, T.MANIFEST_PATH), manifest)
     store.put_object("main", trainset_key(NAME, version, T.INPUTS_PATH),
-                     json.dumps({"partition": partition}).encode())
+                     _inputs(partition, previous))
     store.commit("main", f"training set {version}")
 
 
-def test_the_previous_version_is_the_latest_days_last_built_for_another_partition(store):
+def _inputs(partition: str, previous: str | None, tables: str = "t1") -> bytes:
+    return json.dumps({"partition": partition, "tables": tables, "previous": previous}).encode()
+
+
+def test_the_previous_version_is_the_latest_unless_these_inputs_were_built(store):
     view = RefView(store, "main")
     assert collect.previous_version(view, NAME, "2026-11-23|rig-a") is None
     _version(store, "v20261122-aaaaaaaaaa", "2026-11-22|rig-a", {"s1": "train", "s2": "test"})
-    _version(store, "v20261123-cccccccccc", "2026-11-23|rig-a", {"s1": "train", "s3": "val"})
+    _version(store, "v20261123-cccccccccc", "2026-11-23|rig-a", {"s1": "train", "s3": "val"},
+             previous="v20261122-aaaaaaaaaa")
     time.sleep(1.1)  # lakeFS dates commits to the second
     _version(store, "v20261123-bbbbbbbbbb", "2026-11-23|rig-b", {"s1": "train", "s4": "val"},
-             variants={"s9": "s1"})
+             variants={"s9": "s1"}, previous="v20261123-cccccccccc")
     # rig-b's build is the later of the day's two (its version string sorts first).
     assert collect.previous_version(view, NAME, "2026-11-24|rig-a") == "v20261123-bbbbbbbbbb"
-    # A day's own versions are passed over: re-running it finds the same previous version.
-    assert collect.previous_version(view, NAME, "2026-11-23|rig-b") == "v20261123-cccccccccc"
-    assert collect.previous_version(view, NAME, "2026-11-23|rig-a") == "v20261123-bbbbbbbbbb"
+    # The same inputs as an existing version: the previous version it kept, so the same version.
+    same = _inputs("2026-11-23|rig-a", None)
+    assert collect.previous_version(view, NAME, "2026-11-23|rig-a", same) == \
+        "v20261122-aaaaaaaaaa"
+    # The day built again from changed inputs keeps the latest splits, its own day's included.
+    changed = _inputs("2026-11-23|rig-a", None, tables="t2")
+    assert collect.previous_version(view, NAME, "2026-11-23|rig-a", changed) == \
+        "v20261123-bbbbbbbbbb"
     assert collect.previous_version(view, "other-name", "2026-11-24|rig-a") is None
     assert collect.prior_placement(view, NAME, "v20261123-bbbbbbbbbb") == (
         {"s1": "train", "s4": "val"}, [])
