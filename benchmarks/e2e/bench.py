@@ -191,15 +191,18 @@ def main() -> int:
         home.mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         os.environ.update(server.client_env())
-        os.environ.update({"DAGSTER_HOME": str(home), "LAKEFS_REPOSITORY": "bench",
-                           "DATAOPS_CV_HOME": str(state_dir)})
-        store = LakeFSStore(LakeFSConfig(os.environ["LAKEFS_ENDPOINT"],
-                                         os.environ["LAKEFS_ACCESS_KEY_ID"],
-                                         os.environ["LAKEFS_SECRET_ACCESS_KEY"], "bench"))
-        store.ensure_repository("local://bench")
+        os.environ.update({"DAGSTER_HOME": str(home), "DATAOPS_CV_HOME": str(state_dir)})
         try:
             with dg.DagsterInstance.get() as instance:
                 for n in sizes:
+                    # Each size in a repository of its own: one capture day measured alone, not
+                    # deduplicated against (or trained with) the other sizes' frames.
+                    repo = f"bench-{n}"
+                    os.environ["LAKEFS_REPOSITORY"] = repo
+                    store = LakeFSStore(LakeFSConfig(
+                        os.environ["LAKEFS_ENDPOINT"], os.environ["LAKEFS_ACCESS_KEY_ID"],
+                        os.environ["LAKEFS_SECRET_ACCESS_KEY"], repo))
+                    store.ensure_repository(f"local://{repo}")
                     root = write_day(state_dir / f"rig-{n}", n, args.width, args.height)
                     files = images(root)
                     if not args.flat:
