@@ -135,7 +135,7 @@ def _signature(config, classes: Sequence[str], context: Mapping[str, Sequence[La
                                       ctx]).encode()).hexdigest()
 
 
-def _rescore(read, day: Mapping[str, Sequence[LabelBox]], keys: Sequence[str], names, groups,
+def _rescore(read, day: Mapping[str, Sequence[LabelBox]], keys: Sequence[str], groups,
              classes: Sequence[str], signature: str, earlier: EarlierScores | None,
              workers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bytes] | None:
     """Probabilities, folds and late flags of every box (in ``_crops`` order) from an earlier
@@ -225,7 +225,7 @@ def find_day_label_issues(read: Callable[[str], bytes], samples: Sequence[Curati
     labels = np.array([index[n] for n in names], dtype=np.int64)
     config = mislabels.MislabelConfig(min_boxes=params.min_boxes)
     signature = _signature(config, classes, context)
-    again = _rescore(read, day, keys, names, groups, classes, signature, earlier,
+    again = _rescore(read, day, keys, groups, classes, signature, earlier,
                      params.workers)
     if again is not None:
         probs, fold, late, models = again

@@ -193,7 +193,7 @@ def window_pairs(view: RefView, days: Sequence[str], found: Collected,
 
     config = NearDupConfig()
     index = {s.content_sha256: k for k, s in enumerate(found.originals)}
-    day_of_sample = [layout_key(s) for s in found.originals]
+    day_of_sample = [key_of(s.date, s.source) for s in found.originals]
     covered: set[str] = set()
     pairs: set[tuple[int, int]] = set()
     for day in days:
@@ -216,11 +216,6 @@ def window_pairs(view: RefView, days: Sequence[str], found: Collected,
     pairs.update(zip(searched.i.tolist(), searched.j.tolist()))
     ordered = sorted(pairs)
     return [a for a, _ in ordered], [b for _, b in ordered]
-
-
-def layout_key(s: SampleIn) -> str:
-    """The partition key a sample was curated under."""
-    return key_of(s.date, s.source)
 
 
 def leakage_groups(keys: Sequence[str], sessions: Sequence[str | None],
