@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from dataops_cv.lib.core.parallel import resolve_workers
-from dataops_cv.lib.curation.feature_cache import day_features
+from dataops_cv.lib.curation.feature_cache import Features, day_features
 from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
 from dataops_cv.lib.synthetic.frames import generate_day
 
@@ -72,13 +72,13 @@ def main() -> int:
     results = {}
     for n in sorted({1, workers}):
         t = time.perf_counter()
-        rows, _ = day_features(data.__getitem__, keys, {}, workers=n)
+        rows, _ = day_features(data.__getitem__, keys, Features.empty(), workers=n)
         wall = time.perf_counter() - t
         results[n] = (rows, wall)
         print(f"  features, {n} worker(s): {wall:6.2f} s  {len(data) / wall:6.1f} frames/s  "
               f"{wall / base:5.2f}x floor")
     if workers > 1:
-        same = results[1][0] == results[workers][0]
+        same = (results[1][0].to_table().equals(results[workers][0].to_table()))
         print(f"  speed-up {results[1][1] / results[workers][1]:.2f}x on {workers} workers; "
               f"rows identical: {same}")
         if not same:

@@ -3,7 +3,6 @@
 import dataclasses
 
 import dagster as dg
-import numpy as np
 from pydantic import Field
 
 from dataops_cv.defs.partitions import day_source_partitions
@@ -21,6 +20,7 @@ from dataops_cv.lib.curation.decisions import (
     split_list,
     summary,
 )
+from dataops_cv.lib.curation.feature_cache import Features
 from dataops_cv.lib.curation.label_issues import (
     EarlierScores,
     LabelIssueParams,
@@ -30,7 +30,6 @@ from dataops_cv.lib.curation.label_issues import (
 from dataops_cv.lib.curation.samples import CurationInputError, curation_samples, one_annotator
 from dataops_cv.lib.curation.tables import (
     BOXES_SCHEMA,
-    FEATURES_SCHEMA,
     ISSUES_SCHEMA,
     NEAR_PAIRS_SCHEMA,
     SCORES_SCHEMA,
@@ -105,7 +104,7 @@ def _day_source(run: RunBranch, partition: str) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
-def _near_pairs(shas: list[str], features: dict[str, dict], near_config, workers: int,
+def _near_pairs(shas: list[str], features: Features, near_config, workers: int,
                 earlier: tuple[set[str], list[dict]] | None = None) -> list[NearPair]:
     """The day's near-duplicate pairs over ``shas`` (sorted). ``earlier``: the frames of the last
     run and its pairs, under the same rule and features; their pairs are kept as they were
@@ -113,12 +112,9 @@ def _near_pairs(shas: list[str], features: dict[str, dict], near_config, workers
     a few late frames registers a few pairs, not the day's. Up to 2,048 frames the search
     compares every pair's views, and the result is exactly a full search's; above, candidates
     come from hashed buckets and the kept pairs are those the last search found."""
-    from dataops_cv.lib.curation.features import phash_from_hex
     from dataops_cv.lib.curation.near_duplicates import group_labels, near_duplicate_pairs
 
-    phash = np.array([phash_from_hex(features[s]["phash"]) for s in shas], dtype=np.uint64)
-    emb = np.array([features[s]["embedding"] for s in shas], dtype=np.float32).reshape(
-        len(shas), -1)
+    phash, emb = features.take(shas)
     known, kept = earlier or (set(), [])
     here = set(shas)
     groups = (group_labels(["known" if s in known else None for s in shas]) if known & here
@@ -140,38 +136,34 @@ def _other_sources(run: RunBranch, partition: str) -> list[str]:
             if p != partition and day_of(p) == day]
 
 
-def _elsewhere(run: RunBranch, others: list[str], shas: list[str], features: dict[str, dict],
+def _elsewhere(run: RunBranch, others: list[str], shas: list[str], features: Features,
                near_config, workers: int) -> dict[str, Match]:
     """This day's frames that copy (exactly or nearly) a useful frame another source of the
     same day already holds: the same scene from two sources is one sample."""
-    from dataops_cv.lib.curation.features import phash_from_hex
     from dataops_cv.lib.curation.near_duplicates import near_duplicate_pairs
 
     useful: dict[str, tuple[str, dict]] = {}
-    other_features: dict[str, dict] = {}
+    parts: list[Features] = []
     for p in others:
         for r in run.day_rows(ASSET, p):
             if r["decision"] == "useful":
                 useful.setdefault(r["sha256"], (p, r))
-        for f in run.rows(side_key(ASSET, p, "_features.parquet")):
-            if f["sha256"] in useful:
-                other_features.setdefault(f["sha256"], f)
+        theirs = Features.from_table(run.table(side_key(ASSET, p, "_features.parquet")))
+        parts.append(theirs.subset([s for s in theirs.shas if s in useful]))
+    other_features = Features.concat(parts)
     found: dict[str, Match] = {}
     for sha in shas:
         if sha in useful:
             p, r = useful[sha]
             found[sha] = Match(r["sample_id"], "exact_duplicate",
                                f"same bytes as {r['rel_path']} of source {source_of(p)}")
-    theirs = sorted(set(other_features) - set(shas))
+    theirs = sorted(set(other_features.shas) - set(shas))
     mine = [s for s in shas if s not in found]
     if not theirs or not mine:
         return found
     both = [*mine, *theirs]
-    feats = {**other_features, **features}
-    pairs = near_duplicate_pairs(
-        np.array([phash_from_hex(feats[s]["phash"]) for s in both], dtype=np.uint64),
-        np.array([feats[s]["embedding"] for s in both], dtype=np.float32).reshape(len(both), -1),
-        near_config, workers=workers)
+    feats = Features.concat([features.subset(mine), other_features.subset(theirs)])
+    pairs = near_duplicate_pairs(*feats.take(both), near_config, workers=workers)
     best: dict[str, tuple[float, int, str]] = {}  # mine -> the most similar of theirs
     for a, b, h, c in zip(pairs.i, pairs.j, pairs.hamming, pairs.cosine, strict=True):
         a, b = sorted((int(a), int(b)))
@@ -264,18 +256,18 @@ def curated_samples(
     keys: dict[str, str] = {}
     for s in samples:
         keys.setdefault(s.sha256, s.object_key)
-    last = {r["sha256"]: r for r in run.rows(side["features.parquet"])}
+    last = Features.from_table(run.table(side["features.parquet"]))
     features, computed = day_features(run.read, keys, last, workers=config.workers)
     if computed:
         context.log.info(f"features computed for {computed} frames, "
                          f"{len(features) - computed} cached")
-    samples = [dataclasses.replace(s, phash=features[s.sha256]["phash"]) for s in samples]
+    samples = [dataclasses.replace(s, phash=features.phash_hex(s.sha256)) for s in samples]
     shas = sorted(keys)
     last_inputs = run.read_json(side["inputs.json"]) or {}
     earlier = None
     if (all(last_inputs.get(k) == inputs[k] for k in ("near_duplicates", "features"))
             and run.exists(side["near_pairs.parquet"])):
-        earlier = (set(last), run.rows(side["near_pairs.parquet"]))
+        earlier = (set(last.shas), run.rows(side["near_pairs.parquet"]))
     pairs = _near_pairs(shas, features, near_config, config.workers, earlier)
     found = find_day_label_issues(
         run.read, samples,
@@ -289,7 +281,7 @@ def curated_samples(
     context.log.info(f"mislabel check: {found.note}")
 
     def select(useful: list[CurationSample], budget: int) -> list[int]:
-        vectors = np.array([features[s.sha256]["embedding"] for s in useful], dtype=np.float32)
+        vectors = features.take([s.sha256 for s in useful])[1]
         return select_diverse(vectors, budget, [[b.class_name for b in s.boxes] for s in useful])
 
     # Only the same source's frames: another rig's or dataset's are not what this one looks like.
@@ -307,7 +299,7 @@ def curated_samples(
     rows = decide(samples, spec, pairs, found.issues, config.budget, select, quality_limits,
                   elsewhere)
     run.put_rows(table_path, rows, CURATED_SCHEMA)
-    run.put_rows(side["features.parquet"], [features[s] for s in shas], FEATURES_SCHEMA)
+    run.put_table(side["features.parquet"], features.to_table())
     run.put_rows(side["boxes.parquet"], box_rows(samples), BOXES_SCHEMA)
     run.put_rows(side["label_issues.parquet"], found.rows, ISSUES_SCHEMA)
     run.put_rows(side["near_pairs.parquet"], [dataclasses.asdict(p) for p in pairs],

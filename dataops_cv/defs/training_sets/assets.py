@@ -197,7 +197,7 @@ def training_set(
                            reasons=dg.MetadataValue.json(histogram),
                            days=dg.MetadataValue.json(days))
         return
-    pair_i, pair_j = collect.window_pairs(run, days, found)
+    pair_i, pair_j = collect.collected_pairs(run, days, found)
     group_of = collect.leakage_groups([s.sample_id for s in found.originals], found.sessions,
                                       zip(pair_i, pair_j, strict=True))
     prior, earlier_shards = collect.prior_placement(run, config.name, previous)

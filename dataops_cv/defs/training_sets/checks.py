@@ -27,23 +27,31 @@ def _root_of(run: RunBranch, partition: str) -> str | None:
     name=TRAINING_SET_LEAKAGE_CHECK,
     blocking=True,
     partitions_def=day_source_partitions,
-    description="No leakage group and no near-duplicate pair (recomputed from the curated "
-    "features) straddles two splits; augmented samples are in train with their source; every "
-    "sample id is unique and every shard the manifest names exists.",
+    description="No leakage group and no near-duplicate pair (curation's pairs of each day, "
+    "and a search of the curated features across days) straddles two splits; augmented "
+    "samples are in train with their source; every sample id is unique and every shard the "
+    "manifest names exists.",
 )
 def training_set_leakage(context: dg.AssetCheckExecutionContext,
                          lakefs: LakeFSResource) -> dg.AssetCheckResult:
+    from dataops_cv.lib.curation.feature_cache import Features
+    from dataops_cv.lib.training_sets.collect import window_pairs
     from dataops_cv.lib.training_sets.leakage import audit_training_set
 
     partition = str(context.partition_key)
     run = open_run_branch(context, lakefs, training_set.key)
     rows = run.day_rows("training_set", partition)
-    features: dict[str, dict] = {}
-    for day in sorted({key_of(r["date"], r.get("source")) for r in rows
-                       if not r["augmented_from"]}):
-        for f in run.rows(side_key("curated_samples", day, "_features.parquet")):
-            features.setdefault(f["sha256"], f)
-    report = audit_training_set(rows, features, _root_of(run, partition), run.exists)
+    days = sorted({key_of(r["date"], r.get("source")) for r in rows if not r["augmented_from"]})
+    features = Features.concat([Features.from_table(
+        run.table(side_key("curated_samples", day, "_features.parquet"))) for day in days])
+
+    def find_pairs(known: list[dict]) -> tuple[list[int], list[int]]:
+        shas = [r["content_sha256"] for r in known]
+        return window_pairs(run, days, shas, [key_of(r["date"], r.get("source")) for r in known],
+                            [r["session_id"] for r in known], features.subset(shas))
+
+    report = audit_training_set(rows, features, _root_of(run, partition), run.exists,
+                                find_pairs)
     return dg.AssetCheckResult(
         passed=not report.problems,
         severity=dg.AssetCheckSeverity.ERROR,

@@ -9,10 +9,9 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from dataops_cv.lib.core.annotations import XYXY
 from dataops_cv.lib.core.partitions import day_of, key_of, source_of
+from dataops_cv.lib.curation.feature_cache import Features
 from dataops_cv.lib.lakefs import layout
 from dataops_cv.lib.lakefs.run_branch import RefView
 from dataops_cv.lib.training_sets.writer import (
@@ -115,10 +114,14 @@ class Collected:
 
     originals: list[SampleIn] = field(default_factory=list)
     sessions: list[str | None] = field(default_factory=list)
-    phashes: list[str] = field(default_factory=list)  # hex
-    embeddings: list[list[float]] = field(default_factory=list)
+    # Curated features of the originals, a part per day (row k of them all: originals[k]).
+    feature_parts: list[Features] = field(default_factory=list)
     augmented: list[tuple[SampleIn, dict, tuple[Box, ...]]] = field(default_factory=list)
     cross_day_copies: int = 0  # useful frames whose bytes an earlier day already holds
+
+    def features(self) -> Features:
+        """The originals' features, row k for ``originals[k]``."""
+        return Features.concat(self.feature_parts)
 
 
 def _box(b: Mapping, class_id: Callable[[Mapping], int]) -> Box:
@@ -131,8 +134,8 @@ def _collect_day(view: RefView, day: str, class_id, include_augmented: bool,
     boxes: dict[str, list[Box]] = {}
     for b in view.rows(layout.side_key(CURATED, day, "_boxes.parquet")):
         boxes.setdefault(b["sample_id"], []).append(_box(b, class_id))
-    features = {f["sha256"]: f
-                for f in view.rows(layout.side_key(CURATED, day, "_features.parquet"))}
+    features = Features.from_table(
+        view.table(layout.side_key(CURATED, day, "_features.parquet")))
     kept_by_sha: dict[str, str] = {}
     for r in sorted(useful, key=lambda r: r["sample_id"]):
         if r["sha256"] in seen_sha:  # the same bytes on an earlier day: one sample
@@ -140,9 +143,9 @@ def _collect_day(view: RefView, day: str, class_id, include_augmented: bool,
             continue
         seen_sha[r["sha256"]] = r["sample_id"]
         kept_by_sha[r["sha256"]] = r["sample_id"]
-        f = features[r["sha256"]]
-        out.phashes.append(f["phash"])
-        out.embeddings.append(f["embedding"])
+        if r["sha256"] not in features:
+            raise KeyError(f"curated {day} has no features for useful frame {r['sample_id']} "
+                           f"({r['sha256'][:12]}); re-materialize curated_samples {day}")
         out.sessions.append(r["session_id"])
         out.originals.append(SampleIn(
             sample_id=r["sample_id"], content_sha256=r["sha256"], object_key=r["object_key"],
@@ -150,6 +153,7 @@ def _collect_day(view: RefView, day: str, class_id, include_augmented: bool,
             width=r["width"], height=r["height"], group_key="",
             boxes=tuple(boxes.get(r["sample_id"], ())), label_source=r["label_source"],
             label_revision=r["label_revision"] or ""))
+    out.feature_parts.append(features.subset(list(kept_by_sha)))
     if not include_augmented or not kept_by_sha:
         return
     aug_boxes: dict[str, list[Box]] = {}
@@ -174,17 +178,20 @@ def collect(view: RefView, days: Sequence[str], class_id: Callable[[Mapping], in
     return out
 
 
-def window_pairs(view: RefView, days: Sequence[str], found: Collected,
+def window_pairs(view: RefView, days: Sequence[str], shas: Sequence[str],
+                 day_keys: Sequence[str], sessions: Sequence[str | None], features: Features,
                  workers: int = 0) -> tuple[list[int], list[int]]:
-    """Near-duplicate pairs ``(i, j)`` of ``found.originals`` that can join leakage groups: across
-    capture sessions (a session is one group anyway), within a day or across days.
+    """Near-duplicate pairs ``(i, j)``, ``i < j``, of the samples ``shas`` (of the curated
+    partitions ``day_keys``, capture ``sessions``; ``features`` row k is ``shas[k]``) that can
+    join leakage groups: across capture sessions (a session is one group anyway), within a day
+    or across days.
 
     A day whose curation kept its pairs under the rule the training set applies (the default
     :class:`NearDupConfig`, the same features) gives its pairs from that table; only pairs
     across days, and within the other days, are searched. The groups come out as a full
     search's would: curation searched every pair of its day.
     """
-    from dataops_cv.lib.curation.features import FEATURE_VERSION, phash_from_hex
+    from dataops_cv.lib.curation.features import FEATURE_VERSION
     from dataops_cv.lib.curation.near_duplicates import (
         NearDupConfig,
         group_labels,
@@ -192,30 +199,36 @@ def window_pairs(view: RefView, days: Sequence[str], found: Collected,
     )
 
     config = NearDupConfig()
-    index = {s.content_sha256: k for k, s in enumerate(found.originals)}
-    day_of_sample = [key_of(s.date, s.source) for s in found.originals]
+    index = {sha: k for k, sha in enumerate(shas)}
     covered: set[str] = set()
     pairs: set[tuple[int, int]] = set()
     for day in days:
         inputs = view.read_json(layout.side_key(CURATED, day, "_inputs.json")) or {}
-        table = layout.side_key(CURATED, day, "_near_pairs.parquet")
+        table = view.table(layout.side_key(CURATED, day, "_near_pairs.parquet"), ["a", "b"])
         if (inputs.get("near_duplicates") != repr(config)
-                or inputs.get("features") != FEATURE_VERSION or not view.exists(table)):
+                or inputs.get("features") != FEATURE_VERSION or table is None):
             continue
         covered.add(day)
-        for r in view.rows(table):
-            a, b = index.get(r["a"]), index.get(r["b"])
-            if a is not None and b is not None and day_of_sample[a] == day_of_sample[b] == day:
+        for sa, sb in zip(table.column("a").to_pylist(), table.column("b").to_pylist(),
+                          strict=True):
+            a, b = index.get(sa), index.get(sb)
+            if a is not None and b is not None and day_keys[a] == day_keys[b] == day:
                 pairs.add((min(a, b), max(a, b)))
     labels = group_labels([f"day {d}" if d in covered else s
-                           for d, s in zip(day_of_sample, found.sessions, strict=True)])
-    searched = near_duplicate_pairs(
-        np.array([phash_from_hex(h) for h in found.phashes], dtype=np.uint64),
-        np.array(found.embeddings, dtype=np.float32).reshape(len(found.originals), -1),
-        config, groups=labels, workers=workers)
+                           for d, s in zip(day_keys, sessions, strict=True)])
+    searched = near_duplicate_pairs(*features.take(shas), config, groups=labels,
+                                    workers=workers)
     pairs.update(zip(searched.i.tolist(), searched.j.tolist()))
     ordered = sorted(pairs)
     return [a for a, _ in ordered], [b for _, b in ordered]
+
+
+def collected_pairs(view: RefView, days: Sequence[str], found: Collected,
+                    workers: int = 0) -> tuple[list[int], list[int]]:
+    """:func:`window_pairs` of the collected originals."""
+    return window_pairs(view, days, [s.content_sha256 for s in found.originals],
+                        [key_of(s.date, s.source) for s in found.originals], found.sessions,
+                        found.features(), workers)
 
 
 def leakage_groups(keys: Sequence[str], sessions: Sequence[str | None],

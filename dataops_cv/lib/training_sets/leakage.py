@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from dataops_cv.lib.curation.feature_cache import Features
 from dataops_cv.lib.lakefs import layout
+
+# The near-duplicate pairs (i, j) among manifest rows of originals that have features (the
+# default: every pair across capture sessions, searched from their features).
+PairFinder = Callable[[Sequence[Mapping]], tuple[Sequence[int], Sequence[int]]]
 
 
 @dataclass
@@ -43,9 +46,8 @@ def _split_problems(rows: Sequence[Mapping], report: LeakageReport) -> None:
                 break
 
 
-def _near_duplicate_problems(rows: Sequence[Mapping], features: Mapping[str, Mapping],
-                             report: LeakageReport) -> None:
-    from dataops_cv.lib.curation.features import phash_from_hex
+def _near_duplicate_problems(rows: Sequence[Mapping], features: Features,
+                             report: LeakageReport, find_pairs: PairFinder | None) -> None:
     from dataops_cv.lib.curation.near_duplicates import group_labels, near_duplicate_pairs
 
     originals = [r for r in rows if not r["augmented_from"]]
@@ -64,33 +66,36 @@ def _near_duplicate_problems(rows: Sequence[Mapping], features: Mapping[str, Map
         report.problems.append(f"{len(originals) - len(known)} samples have no curated features")
     if not known:
         return
-    pairs = near_duplicate_pairs(
-        np.array([phash_from_hex(features[r["content_sha256"]]["phash"]) for r in known],
-                 dtype=np.uint64),
-        np.array([features[r["content_sha256"]]["embedding"] for r in known],
-                 dtype=np.float32).reshape(len(known), -1),
-        groups=group_labels([r["session_id"] for r in known]))
-    cross = sum(1 for a, b in zip(pairs.i, pairs.j, strict=True)
+    if find_pairs is not None:
+        pair_i, pair_j = find_pairs(known)
+    else:
+        found = near_duplicate_pairs(*features.take([r["content_sha256"] for r in known]),
+                                     groups=group_labels([r["session_id"] for r in known]))
+        pair_i, pair_j = found.i.tolist(), found.j.tolist()
+    cross = sum(1 for a, b in zip(pair_i, pair_j, strict=True)
                 if known[int(a)]["split"] != known[int(b)]["split"])
     report.straddling_near_duplicates = cross
     if cross:
         report.problems.append(f"{cross} near-duplicate pair(s) straddle splits")
 
 
-def audit_training_set(rows: Sequence[Mapping], features: Mapping[str, Mapping],
-                       root: str | None, exists: Callable[[str], bool]) -> LeakageReport:
+def audit_training_set(rows: Sequence[Mapping], features: Features, root: str | None,
+                       exists: Callable[[str], bool],
+                       find_pairs: PairFinder | None = None) -> LeakageReport:
     """What is wrong with a training set's manifest ``rows``, if anything.
 
-    The near-duplicate pairs are recomputed from the curated ``features`` (sha256 -> row), not
-    taken from the writer, so a bug in the split cannot hide itself.
+    The near-duplicate pairs come from curation (its ``features``, and ``find_pairs`` where it
+    kept its days' pairs), never from the writer, so a bug in the split cannot hide itself.
 
     Args:
         root: the version folder the shards were written under (None: unknown).
         exists: whether an object path exists.
+        find_pairs: the pairs among the originals that have features; None searches every
+            pair across capture sessions.
     """
     report = LeakageReport()
     _split_problems(rows, report)
-    _near_duplicate_problems(rows, features, report)
+    _near_duplicate_problems(rows, features, report, find_pairs)
     # Augmented variants are recipes without a shard of their own (readers render them).
     recipes = [r for r in rows if r["shard"] is None]
     bad = [r["sample_id"] for r in recipes if not (r["augmented_from"] and r["aug_params"])]

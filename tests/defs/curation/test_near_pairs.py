@@ -12,7 +12,8 @@ from PIL import Image
 
 from dataops_cv.defs.curation.assets import _near_pairs
 from dataops_cv.lib.curation import near_duplicates, registration
-from dataops_cv.lib.curation.features import image_features, phash_to_hex
+from dataops_cv.lib.curation.feature_cache import Features
+from dataops_cv.lib.curation.features import FEATURE_VERSION, image_features
 from dataops_cv.lib.curation.near_duplicates import NearDupConfig
 from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
 from dataops_cv.lib.synthetic.frames import generate_day
@@ -35,8 +36,7 @@ def day():
     datas += [d + b"\0" for d in datas[::5]] + [_cropped(d) for d in datas[2::5]]
     phash, emb = image_features(datas)
     shas = [hashlib.sha256(d).hexdigest() for d in datas]
-    features = {s: {"sha256": s, "phash": phash_to_hex(h), "embedding": e.tolist()}
-                for s, h, e in zip(shas, phash, emb)}
+    features = Features(shas, phash, emb, [FEATURE_VERSION] * len(shas))
     return sorted(shas), features
 
 

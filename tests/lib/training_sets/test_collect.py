@@ -62,7 +62,8 @@ def test_window_pairs_take_a_curated_days_pairs_and_group_as_a_full_search(store
 
     import numpy as np
 
-    from dataops_cv.lib.curation.features import FEATURE_VERSION, image_features, phash_to_hex
+    from dataops_cv.lib.curation.feature_cache import Features
+    from dataops_cv.lib.curation.features import FEATURE_VERSION, image_features
     from dataops_cv.lib.curation.near_duplicates import (
         NearDupConfig,
         group_labels,
@@ -74,6 +75,7 @@ def test_window_pairs_take_a_curated_days_pairs_and_group_as_a_full_search(store
     from dataops_cv.lib.synthetic.frames import generate_day
 
     found = collect.Collected()
+    ph_parts, em_parts = [], []
     by_day: dict[str, list[int]] = {}
     first_day: list[bytes] = []
     for d, day in enumerate(("2026-11-22", "2026-11-23")):
@@ -91,7 +93,9 @@ def test_window_pairs_take_a_curated_days_pairs_and_group_as_a_full_search(store
         else:
             first_day.extend(datas)
         phash, emb = image_features(datas)
-        for data, session, h, e in zip(datas, sessions, phash, emb):
+        ph_parts.append(phash)
+        em_parts.append(emb)
+        for data, session in zip(datas, sessions):
             sha = hashlib.sha256(data).hexdigest()
             by_day.setdefault(day, []).append(len(found.originals))
             found.originals.append(T.SampleIn(
@@ -100,10 +104,9 @@ def test_window_pairs_take_a_curated_days_pairs_and_group_as_a_full_search(store
                 height=240, group_key="", boxes=(), label_source="labeled",
                 label_revision="r", source="rig"))
             found.sessions.append(f"{day}/{session}")
-            found.phashes.append(phash_to_hex(h))
-            found.embeddings.append(e.tolist())
-    ph = np.array([int(h, 16) for h in found.phashes], dtype=np.uint64)
-    em = np.array(found.embeddings, dtype=np.float32)
+    ph, em = np.concatenate(ph_parts), np.concatenate(em_parts)
+    shas_all = [s.content_sha256 for s in found.originals]
+    found.feature_parts.append(Features(shas_all, ph, em, [FEATURE_VERSION] * len(shas_all)))
     # Day 1 was curated under the default rule: its pairs are on the branch.
     day1 = by_day["2026-11-22"]
     pairs1 = near_duplicate_pairs(ph[day1], em[day1])
@@ -118,7 +121,7 @@ def test_window_pairs_take_a_curated_days_pairs_and_group_as_a_full_search(store
         {"near_duplicates": repr(NearDupConfig()), "features": FEATURE_VERSION}).encode())
     store.commit("main", "curated day 1")
     days = [first, "2026-11-23|rig"]
-    i, j = collect.window_pairs(RefView(store, "main"), days, found, workers=1)
+    i, j = collect.collected_pairs(RefView(store, "main"), days, found, workers=1)
     full = near_duplicate_pairs(ph, em, groups=group_labels(found.sessions))
     ids = [s.sample_id for s in found.originals]
     groups = collect.leakage_groups(ids, found.sessions, zip(i, j))

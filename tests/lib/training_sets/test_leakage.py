@@ -7,7 +7,8 @@ import hashlib
 
 import pytest
 
-from dataops_cv.lib.curation.features import image_features, phash_to_hex
+from dataops_cv.lib.curation.feature_cache import Features
+from dataops_cv.lib.curation.features import FEATURE_VERSION, image_features
 from dataops_cv.lib.synthetic.config import DefectConfig, SceneConfig
 from dataops_cv.lib.synthetic.frames import generate_day
 from dataops_cv.lib.training_sets.leakage import audit_training_set
@@ -23,8 +24,7 @@ def frames():
     sessions = [f.session_id for f in found] + ["copy-session"]
     phash, emb = image_features(datas)
     shas = [hashlib.sha256(d).hexdigest() for d in datas]
-    features = {s: {"sha256": s, "phash": phash_to_hex(h), "embedding": e.tolist()}
-                for s, h, e in zip(shas, phash, emb)}
+    features = Features(shas, phash, emb, [FEATURE_VERSION] * len(shas))
     return shas, sessions, features
 
 
@@ -55,3 +55,21 @@ def test_a_clean_set_passes_and_each_kind_of_leak_is_named(frames):
     assert any("capture session(s) in several splits" in p for p in report.problems)
     report = audit_training_set(_rows(shas, sessions, clean), features, "root", lambda k: False)
     assert report.missing_shards == 1
+
+
+def test_pairs_found_elsewhere_are_audited_like_searched_ones(frames):
+    """The check passes curation's own day pairs in; a straddling one is reported the same."""
+    shas, sessions, features = frames
+    a = sessions[0]
+    clean = ["train" if s in (a, "copy-session") else "test" for s in sessions]
+    rows = _rows(shas, sessions, clean)
+    seen: list[int] = []
+
+    def find_pairs(known):
+        seen.append(len(known))
+        return [0], [len(known) - 2]  # session A's first frame and a test frame
+
+    report = audit_training_set(rows, features, "root", lambda k: True, find_pairs)
+    assert seen == [len(rows)] and report.straddling_near_duplicates == 1
+    assert audit_training_set(rows, features, "root", lambda k: True,
+                              lambda known: ([], [])).problems == []
