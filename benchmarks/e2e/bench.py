@@ -7,7 +7,8 @@ camera photos (``--flat`` keeps the generator's flat frames); the floor reads, S
 image of it in this process; then one `dataops_job` run (own lakeFS started here, own Dagster
 instance, the executor chosen) ingests it as a registered source and publishes. Per stage it
 prints the step's wall time (from the run's event log) and its ratio to the floor; for the run:
-wall and CPU time (this process and its children), peak RSS, and the bytes the merge brought to
+wall and CPU time (this process and its children), peak memory (summed PSS of this process
+and its workers during the run, lakeFS left out), and the bytes the merge brought to
 main against the drop's bytes. Across sizes it fits each stage's cost exponent (log-log slope
 against frames). `--rerun` adds 1% new frames to the largest day and runs again: the re-run's
 cost against the full run, end to end.
@@ -131,25 +132,77 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _peak_rss_gb() -> float:
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN)
-    return max(own.ru_maxrss, kids.ru_maxrss) / 2**20  # KiB on Linux
+class _RunMemory:
+    """Peak memory of the run: the summed proportional set size (PSS, so pages a forked worker
+    shares with its parent count once) of this process and its descendants, sampled every
+    50 ms while the run lasts. The lakeFS server, a service the run talks to, is left out, and
+    so is what this process held before the run (the generator's, the floor's): ``ru_maxrss``
+    would count both, and a forked worker inherits its parent's."""
+
+    def __init__(self, exclude: set[int]) -> None:
+        import threading
+
+        self.exclude = exclude
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _pss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:  # the process ended
+            pass
+        return 0
+
+    def _tree(self) -> list[int]:
+        parent: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+        tree, todo = [], [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            if pid in self.exclude:
+                continue
+            tree.append(pid)
+            todo.extend(c for c, p in parent.items() if p == pid)
+        return tree
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, sum(self._pss(pid) for pid in self._tree()))
+
+    def __enter__(self) -> _RunMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
-def one_run(store, instance, source: str) -> dict:
+def one_run(store, instance, source: str, services: set[int]) -> dict:
     from dataops_cv.runner import run_pipeline
 
     before = store.head("main")
     cpu, t = _cpu(), time.perf_counter()
-    report = run_pipeline(f"{DAY}|{source}", instance=instance)
+    with _RunMemory(services) as memory:
+        report = run_pipeline(f"{DAY}|{source}", instance=instance)
     wall, cpu = time.perf_counter() - t, _cpu() - cpu
     if report.status != "SUCCESS":
         raise SystemExit(f"run failed: {report.error}")
     written = sum(d.size or 0 for d in store.diff(before, report.main_after)
                   if d.type in ("added", "changed"))
     return {"run_id": report.run_id, "wall_s": wall, "cpu_s": cpu,
-            "peak_rss_gb": _peak_rss_gb(), "bytes_written": written,
+            "peak_rss_gb": memory.peak / 2**30, "bytes_written": written,
             "steps": step_times(instance, report.run_id)}
 
 
@@ -187,6 +240,7 @@ def main() -> int:
         state_dir = Path(state)
         server = LocalLakeFS(state_dir / "lakefs", port=_port(), repository="bench")
         server.start(binary=ensure_lakefs_binary())
+        services = {server.pid()} - {None}
         home = state_dir / "dagster_home"
         home.mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -210,12 +264,12 @@ def main() -> int:
                     source = f"rig-{n}"
                     register_source(store, "main", SourceEntry(source, str(root), "auto"))
                     floor_s = floor(files)
-                    run = one_run(store, instance, source)
+                    run = one_run(store, instance, source, services)
                     run.update(frames=len(files), floor_s=floor_s,
                                source_bytes=sum(p.stat().st_size for p in files))
                     if args.rerun and n == sizes[-1]:
                         added = add_frames(root, 0.01)
-                        again = one_run(store, instance, source)
+                        again = one_run(store, instance, source, services)
                         run["rerun"] = {"added_frames": added, **again,
                                         "ratio": again["wall_s"] / run["wall_s"]}
                     results.append(run)

@@ -1,6 +1,7 @@
 """Curation: every frame of a day labelled useful, useless or harmful, with its reasons."""
 
 import dataclasses
+import time
 
 import dagster as dg
 from pydantic import Field
@@ -129,6 +130,22 @@ def _near_pairs(shas: list[str], features: Features, near_config, workers: int,
     return pairs
 
 
+class _PhaseClock:
+    """Wall seconds of each phase of a step, for its log and metadata."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 2)
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v:.1f}" for k, v in self.laps.items())
+
+
 def _other_sources(run: RunBranch, partition: str) -> list[str]:
     """The same day's curated partitions of the other sources."""
     day = day_of(partition)
@@ -252,12 +269,14 @@ def curated_samples(
             **commit_metadata(run, commit.id), "unchanged": True,
             **table_metadata(table=table_path)})
 
+    clock = _PhaseClock()
     samples = _samples(run, partition)
     keys: dict[str, str] = {}
     for s in samples:
         keys.setdefault(s.sha256, s.object_key)
     last = Features.from_table(run.table(side["features.parquet"]))
     features, computed = day_features(run.read, keys, last, workers=config.workers)
+    clock.lap("features")
     if computed:
         context.log.info(f"features computed for {computed} frames, "
                          f"{len(features) - computed} cached")
@@ -269,6 +288,7 @@ def curated_samples(
             and run.exists(side["near_pairs.parquet"])):
         earlier = (set(last.shas), run.rows(side["near_pairs.parquet"]))
     pairs = _near_pairs(shas, features, near_config, config.workers, earlier)
+    clock.lap("near_duplicates")
     found = find_day_label_issues(
         run.read, samples,
         context_boxes((run.rows(side_key(ASSET, d, "_boxes.parquet"))
@@ -278,6 +298,7 @@ def curated_samples(
                          config.mislabel_min_frames, config.workers),
         EarlierScores(run.read(side["mislabel_models.pt"]), run.rows(side["box_scores.parquet"]))
         if run.exists(side["mislabel_models.pt"]) else None)
+    clock.lap("mislabels")
     context.log.info(f"mislabel check: {found.note}")
 
     def select(useful: list[CurationSample], budget: int) -> list[int]:
@@ -293,6 +314,7 @@ def curated_samples(
                      + "; ".join(f"{q.reason} {q.column} {'<' if q.side == 'low' else '>'} "
                                  f"{q.value:.1f}" for q in quality_limits))
     elsewhere = _elsewhere(run, others, shas, features, near_config, config.workers)
+    clock.lap("other_sources")
     if elsewhere:
         context.log.info(f"{len(elsewhere)} frames copy frames of other sources of the day "
                          f"({', '.join(source_of(p) or p for p in others)})")
@@ -308,6 +330,8 @@ def curated_samples(
         run.put(side["mislabel_models.pt"], found.models)
         run.put_rows(side["box_scores.parquet"], found.scores, SCORES_SCHEMA)
     run.put_json(side["inputs.json"], inputs)
+    clock.lap("decide_and_write")
+    context.log.info(f"{ASSET} {partition} seconds per phase: {clock}")
     counts = summary(rows)
     commit = run.commit(
         f"{ASSET} {partition}: {counts['useful']} useful, {counts['useless']} useless, "
@@ -318,6 +342,7 @@ def curated_samples(
         "unchanged": False,
         **{f"count_curation_{k}": int(v) for k, v in counts.items()},
         "near_duplicate_pairs": len(pairs),
+        "seconds_per_phase": dg.MetadataValue.json(clock.laps),
         "mislabel_check": dg.MetadataValue.text(found.note),
         "quality_limits": dg.MetadataValue.md(_limits_markdown(quality_limits, quality_note)),
         **_excluded_metadata(run, rows, samples),

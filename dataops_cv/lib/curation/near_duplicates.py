@@ -77,6 +77,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from dataops_cv.lib.core.memory import release_free_memory
 from dataops_cv.lib.curation.features import (
     EMBEDDING_DIM,
     KEEP_H,
@@ -143,6 +144,8 @@ class NearDupPairs:
 
 
 _LSH_SEED = 0x5EED_C0A2
+_LSH_GROUP = 6  # hash tables whose keys are held at once
+_CANDIDATE_CHUNK = 65536  # candidate pairs whose coarse evidence is computed at once
 _EXACT_ROWS = 2048  # up to this many frames every pair's views are compared, no hashing
 _VIEW_CROP = 0.04  # a view crops 0 or this much from each side
 _VIEW_KEEP = (6, 8)  # lowest DCT frequencies (rows, columns) of a view that the LSH hashes
@@ -209,7 +212,7 @@ class _Views:
     so that what every frame of the batch shares (a sky, a road) does not put them all in one
     bucket."""
 
-    def __init__(self, emb: np.ndarray, chunk: int = 8192):
+    def __init__(self, emb: np.ndarray, chunk: int = 2048):
         n = len(emb)
         low = emb.reshape(n, KEEP_H, KEEP_W)[:, :_VIEW_SOURCE[0], :_VIEW_SOURCE[1]]
         # Half precision keeps the views of 100k frames at 150 MB; they are compared with
@@ -278,27 +281,35 @@ def _view_candidates(views: _Views, config: NearDupConfig) -> np.ndarray:
     planes = planes.astype(np.float32)
     weights = np.left_shift(np.int32(1), np.arange(config.lsh_bits, dtype=np.int32))
     entries = n * n_views
-    # One pass over the views for all tables: the bucket key of every view in every table.
-    keys = np.empty((config.lsh_tables, entries), dtype=np.int32)
-    for s in range(0, n, 4096):
-        block = slice(s * n_views, min(s + 4096, n) * n_views)
-        proj = (views.hashed(np.arange(s, min(s + 4096, n))).reshape(-1, views.raw.shape[2])
-                @ planes).reshape(-1, config.lsh_tables, config.lsh_bits)
-        keys[:, block] = ((proj > 0) @ weights).T
-        empty = np.flatnonzero(~proj.any(axis=(1, 2))) + block.start
-        keys[:, empty] = -1 - empty  # flat frames hash nothing; the phash bands pair them
     item = np.repeat(np.arange(n), n_views)
     full = np.tile(np.arange(n_views) == 0, n)
     codes = []
-    for table in range(config.lsh_tables):
-        entry = _bucket_pairs(keys[table], config.max_bucket, entries)
-        a, b = entry // entries, entry % entries
-        keep = (item[a] != item[b]) & (full[a] | full[b])
-        codes.append(np.unique(_pair_codes(item[a[keep]], item[b[keep]], n)))
+    # _LSH_GROUP tables at a time: the bucket keys of every view in those tables (int32, 42 MB
+    # for 6 tables of 100k frames' 17 views), not of all tables at once.
+    for first in range(0, config.lsh_tables, _LSH_GROUP):
+        tables = min(_LSH_GROUP, config.lsh_tables - first)
+        columns = planes[:, first * config.lsh_bits:(first + tables) * config.lsh_bits]
+        keys = np.empty((tables, entries), dtype=np.int32)
+        # 1,024 frames' projections at a time: (frames * views, tables * bits) float32.
+        for s in range(0, n, 1024):
+            block = slice(s * n_views, min(s + 1024, n) * n_views)
+            proj = (views.hashed(np.arange(s, min(s + 1024, n))).reshape(-1, views.raw.shape[2])
+                    @ columns).reshape(-1, tables, config.lsh_bits)
+            keys[:, block] = ((proj > 0) @ weights).T
+            empty = np.flatnonzero(~proj.any(axis=(1, 2))) + block.start
+            keys[:, empty] = -1 - empty  # flat frames hash nothing; the phash bands pair them
+        group = []
+        for table in range(tables):
+            entry = _bucket_pairs(keys[table], config.max_bucket, entries)
+            a, b = entry // entries, entry % entries
+            keep = (item[a] != item[b]) & (full[a] | full[b])
+            group.append(np.unique(_pair_codes(item[a[keep]], item[b[keep]], n)))
+        del keys
+        codes.append(np.unique(np.concatenate(group)))
     return np.unique(np.concatenate(codes))
 
 
-def _best_view(views: _Views, i: np.ndarray, j: np.ndarray, chunk: int = 8192
+def _best_view(views: _Views, i: np.ndarray, j: np.ndarray, chunk: int = 2048
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per pair, the best coarse cosine between one frame's full view and any view of the
     other, both ways round, and where registration starts each way round: the window of the
@@ -360,36 +371,50 @@ def near_duplicate_pairs(phash: np.ndarray, emb: np.ndarray,
     emb = np.asarray(emb)
     if phash.ndim != 1 or phash.dtype != np.uint64:
         raise ValueError(f"phash must be uint64 of shape (n,), got {phash.dtype} {phash.shape}")
-    if emb.shape != (len(phash), EMBEDDING_DIM) or emb.dtype != np.float32:
-        raise ValueError(f"emb must be float32 of shape ({len(phash)}, {EMBEDDING_DIM}), got "
-                         f"{emb.dtype} {emb.shape}")
+    if emb.shape != (len(phash), EMBEDDING_DIM) or emb.dtype not in (np.float32, np.float16):
+        raise ValueError(f"emb must be float32 or float16 of shape ({len(phash)}, "
+                         f"{EMBEDDING_DIM}), got {emb.dtype} {emb.shape}")
     if groups is not None:
         groups = np.asarray(groups)
         if groups.shape != phash.shape:
             raise ValueError(f"groups must be of shape ({len(phash)},), got {groups.shape}")
     n = len(phash)
     views = _Views(emb)
+    release_free_memory()  # each phase's dropped arrays, before the next one allocates
     codes = np.unique(np.concatenate([_band_candidates(phash, config),
                                       _view_candidates(views, config)]))
+    release_free_memory()
     i, j = codes // max(n, 1), codes % max(n, 1)
+    del codes
     if groups is not None:
         across = groups[i] != groups[j]
         i, j = i[across], j[across]
-    hamming = np.bitwise_count(phash[i] ^ phash[j]).astype(np.int64)
-    view_cos, j_in_i, i_in_j = _best_view(views, i, j)
-    # Full dot products only where a rule can hold: within the phash radius, or alike under
-    # some crop view.
-    close = (hamming <= config.phash_max_hamming) | (view_cos >= config.crop_min_cosine)
-    i, j, hamming, view_cos = i[close], j[close], hamming[close], view_cos[close]
-    j_in_i, i_in_j = j_in_i[close], i_in_j[close]
+    # Candidates in chunks, keeping only those where a rule can hold -- within the phash
+    # radius, or alike under some crop view -- so the evidence of a million candidates is
+    # never held at once.
+    kept = []
+    for s in range(0, len(i), _CANDIDATE_CHUNK):
+        ci, cj = i[s:s + _CANDIDATE_CHUNK], j[s:s + _CANDIDATE_CHUNK]
+        ham = np.bitwise_count(phash[ci] ^ phash[cj]).astype(np.int64)
+        view_cos, j_in_i, i_in_j = _best_view(views, ci, cj)
+        close = (ham <= config.phash_max_hamming) | (view_cos >= config.crop_min_cosine)
+        kept.append((ci[close], cj[close], ham[close], view_cos[close], j_in_i[close],
+                     i_in_j[close]))
+    if not kept:
+        kept.append((i, j, np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4)),
+                     np.zeros((0, 4))))
+    i, j, hamming, view_cos, j_in_i, i_in_j = (np.concatenate(c) for c in zip(*kept,
+                                                                               strict=True))
     cosine = _row_dots(emb, i, j)
     same = (hamming <= config.phash_max_hamming) & (cosine >= config.embedding_min_cosine)
     aligned = np.where(same, cosine, -1.0)
     cropped = np.zeros(len(i), dtype=bool)
     todo = np.flatnonzero(~same & (view_cos >= config.crop_min_cosine))
     if len(todo):
+        release_free_memory()
         ncc, block = register_pairs(emb, i[todo], j[todo], j_in_i[todo], i_in_j[todo],
                                     config.max_crop, workers)
+        release_free_memory()  # the registration threads' arenas
         aligned[todo] = ncc
         cropped[todo] = (ncc >= config.aligned_min_cosine) & (block <= config.block_max_residual)
     found = same | cropped

@@ -23,7 +23,7 @@ _EDGE_CELLS = 1.0  # thumbnail cells along each edge left out of registration
 # Registration levels: (pooling, Gauss-Newton steps, NCC floor to go on). A pair runs the
 # first level both ways round (either frame may be the crop); the better way goes on.
 _LEVELS = ((2, 4, 0.99), (2, 2, None), (1, 4, None))
-_CHUNK = 512
+_CHUNK = 64  # pairs per chunk: ~30 MB of float64 images and gradients in flight per thread
 
 
 def _grid(n: int) -> np.ndarray:
@@ -108,8 +108,13 @@ def _steepest_descent(template: np.ndarray, m: np.ndarray
     reference = _standardised(template, m) * m
     ones = (m / np.sqrt(count)).reshape(1, -1)
     unit_ref = reference.reshape(q, -1) / np.sqrt(count)
-    sd -= np.einsum("pkc,c->pk", sd, ones[0])[:, :, None] * ones
-    sd -= np.einsum("pkc,pc->pk", sd, unit_ref)[:, :, None] * unit_ref[:, None, :]
+    # Row by row: a (Q, 4, h * w) temporary is 80 MB for 512 full-size pairs.
+    along_ones = np.einsum("pkc,c->pk", sd, ones[0])
+    for k in range(4):
+        sd[:, k] -= along_ones[:, k, None] * ones
+    along_ref = np.einsum("pkc,pc->pk", sd, unit_ref)
+    for k in range(4):
+        sd[:, k] -= along_ref[:, k, None] * unit_ref
     hess = np.einsum("pkc,plc->pkl", sd, sd)
     hess += np.eye(4) * (1e-6 * np.einsum("pii->pi", hess)[:, :, None] + 1e-12)
     return sd, hess, reference

@@ -59,7 +59,7 @@ def test_the_table_round_trips_and_matches_row_by_row_writing(store):
     back = Features.from_table(table)
     assert back.shas == features.shas and back.versions == features.versions
     assert (back.phash == features.phash).all() and (back.embedding == features.embedding).all()
-    assert back.embedding.dtype == np.float32
+    assert back.embedding.dtype == np.float16
     twice = Features.concat([back.subset(back.shas[:3]), back])
     assert twice.shas == back.shas[:3] + back.shas[3:]
     ragged = pa.Table.from_pylist([{**rows[0], "embedding": [1.0]}, rows[1]],

@@ -38,8 +38,8 @@ def test_features_are_bit_identical_across_calls_and_processes():
     ph1, emb1 = image_features(datas)
     ph2, emb2 = image_features(datas)
     assert ph1.tobytes() == ph2.tobytes() and emb1.tobytes() == emb2.tobytes()
-    assert emb1.dtype == np.float32 and emb1.shape == (len(datas), EMBEDDING_DIM)
-    assert np.allclose(np.linalg.norm(emb1, axis=1), 1.0, atol=1e-5)
+    assert emb1.dtype == np.float16 and emb1.shape == (len(datas), EMBEDDING_DIM)
+    assert np.allclose(np.linalg.norm(emb1.astype(np.float64), axis=1), 1.0, atol=1e-3)
     code = textwrap.dedent("""
         import hashlib, sys
         from dataops_cv.lib.curation.features import FEATURE_VERSION, image_features

@@ -109,7 +109,7 @@ def test_evidence_is_consistent_and_sorted(planted_days):
     assert np.all(pairs.i < pairs.j)
     order = np.lexsort((pairs.j, pairs.i))
     assert np.array_equal(order, np.arange(len(pairs)))
-    expected_cos = np.einsum("ij,ij->i", emb[pairs.i], emb[pairs.j])
+    expected_cos = np.einsum("ij,ij->i", emb[pairs.i], emb[pairs.j], dtype=np.float64)
     assert np.allclose(pairs.cosine, expected_cos, atol=1e-6)
     assert np.array_equal(pairs.hamming, np.bitwise_count(phash[pairs.i] ^ phash[pairs.j]))
     same = ~pairs.cropped
