@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -86,12 +85,12 @@ def floor(folder: Path) -> float:
 
 def child(args: argparse.Namespace) -> None:
     """One ingest run, in its own process so its peak RSS is its own."""
-    from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA, ingest_images
+    from dataops_cv.lib.acquisition.ingest import ingest_images
     from dataops_cv.lib.acquisition.sources import LocalSource
     from dataops_cv.lib.core.tables import (
         PARQUET_CONTENT_TYPE,
         from_parquet_bytes,
-        to_parquet_bytes,
+        table_to_parquet_bytes,
     )
     from dataops_cv.lib.lakefs.run_branch import RunBranch, ensure_run_branch
     from dataops_cv.lib.lakefs.store import LakeFSConfig, LakeFSStore
@@ -107,11 +106,13 @@ def child(args: argparse.Namespace) -> None:
     previous = from_parquet_bytes(run.read(table)).to_pylist() if run.exists(table) else []
     result = ingest_images(LocalSource(Path(args.folder)), args.partition, previous, [],
                            run.put_content_addressed, workers=args.workers)
-    run.put(table, to_parquet_bytes(result.rows, FRAMES_SCHEMA), PARQUET_CONTENT_TYPE)
+    run.put(table, table_to_parquet_bytes(result.table), PARQUET_CONTENT_TYPE)
     run.commit("bench ingest")
     publish_run(store, args.run_id, {})
     elapsed = time.perf_counter() - t
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: a child started by fork + exec inherits its parent's ru_maxrss.
+    with open("/proc/self/status") as f:
+        rss_mb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
     print(json.dumps({"seconds": elapsed, "peak_rss_mb": rss_mb, "counts": result.counts}))
 
 

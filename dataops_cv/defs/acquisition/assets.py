@@ -6,7 +6,7 @@ from dagster_aws.s3 import S3Resource
 from dataops_cv.defs.partitions import day_source_partitions
 from dataops_cv.defs.resources import CaptureSourceResource, ContractsResource, LakeFSResource
 from dataops_cv.defs.run_branch import commit_metadata, open_run_branch, table_metadata
-from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA, ingest_images
+from dataops_cv.lib.acquisition.ingest import ingest_images
 from dataops_cv.lib.acquisition.labels import import_annotations
 from dataops_cv.lib.acquisition.registry import SourceEntry
 from dataops_cv.lib.acquisition.sensor_ingest import MANIFEST_SCHEMA, ingest_sensor_logs
@@ -70,26 +70,29 @@ def raw_frames(
         progress=lambda done, total: context.log.info(f"read {done}/{total} new or changed files"),
         source_name=name,
     )
-    run.put_rows(table_path, result.rows, FRAMES_SCHEMA)
+    run.put_table(table_path, result.table)
     q_path = run.put_quarantine("raw_frames", partition, result.quarantine)
     c = result.counts
     commit = run.commit(
         f"raw_frames {partition}: {c['ingested']} frames, {c['quarantined']} quarantined",
         {"source_uri": source.uri, "source": name},
     )
-    preview = [(run.read(r["object_key"]), []) for r in result.rows[:PREVIEW_FRAMES]]
+    preview = [(run.read(key), []) for key in
+               result.table.column("object_key").to_pylist()[:PREVIEW_FRAMES]]
     return dg.MaterializeResult(
         metadata={
             **commit_metadata(run, commit.id),
             **{f"count_{k}": v for k, v in c.items() if k != "bytes_read"},
             "bytes_read": dg.MetadataValue.int(c["bytes_read"]),
-            "bytes_total": dg.MetadataValue.int(sum(int(r["size"]) for r in result.rows)),
+            "bytes_total": dg.MetadataValue.int(sum(result.table.column("size").to_pylist())),
             "source": dg.MetadataValue.text(source.uri),
             **table_metadata(table=table_path, quarantine_table=q_path),
             "quarantine_reasons": dg.MetadataValue.json(
                 _counts(q.reason for q in result.quarantine)),
             **{f"quality_{k}": dg.MetadataValue.float(v)
-               for k, v in frame_quality_summary(result.rows).items()},
+               for k, v in frame_quality_summary(result.table.select(
+                   ["duplicate_of", "width", "height", "brightness", "contrast",
+                    "laplacian_var"]).to_pylist()).items()},
             "preview": dg.MetadataValue.md(preview_markdown(preview, "_no frames_")),
         }
     )

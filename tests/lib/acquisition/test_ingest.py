@@ -112,3 +112,17 @@ def test_capture_time_and_device_come_from_the_rig_layout(tmp_path: Path):
     assert rig["device_id"] == "cam_left"
     assert rig["capture_time"].isoformat() == "2026-03-01T08:00:00.138988+00:00"
     assert rows["loose.png"]["capture_time"] is None
+
+
+def test_the_table_has_the_bytes_the_rows_as_dicts_would_give(tmp_path: Path):
+    """Rows are held in slots and written column by column: same Parquet as from dicts."""
+    from dataops_cv.lib.acquisition.ingest import FRAMES_SCHEMA
+    from dataops_cv.lib.core.tables import table_to_parquet_bytes, to_parquet_bytes
+
+    make_drop(tmp_path)
+    result = ingest_images(LocalSource(tmp_path), "2026-01-01", [], [], Store().put,
+                           source_name="rig")
+    rows = result.rows
+    assert [r["rel_path"] for r in rows] == sorted(r["rel_path"] for r in rows)
+    assert {r["source"] for r in rows} == {"rig"}
+    assert table_to_parquet_bytes(result.table) == to_parquet_bytes(rows, FRAMES_SCHEMA)
