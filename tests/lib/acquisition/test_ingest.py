@@ -126,3 +126,18 @@ def test_the_table_has_the_bytes_the_rows_as_dicts_would_give(tmp_path: Path):
     assert [r["rel_path"] for r in rows] == sorted(r["rel_path"] for r in rows)
     assert {r["source"] for r in rows} == {"rig"}
     assert table_to_parquet_bytes(result.table) == to_parquet_bytes(rows, FRAMES_SCHEMA)
+
+
+def test_rows_packed_into_arrow_batches_give_the_same_table(tmp_path: Path, monkeypatch):
+    """A day is packed into Arrow a batch of rows at a time; the table does not depend on it."""
+    from dataops_cv.lib.acquisition import ingest
+    from dataops_cv.lib.core.tables import table_to_parquet_bytes
+
+    make_drop(tmp_path)
+    whole = ingest_images(LocalSource(tmp_path), "2026-01-01", [], [], Store().put, workers=1)
+    monkeypatch.setattr(ingest, "_PACK_ROWS", 2)
+    packed = ingest_images(LocalSource(tmp_path), "2026-01-01", [], [], Store().put, workers=3)
+    assert table_to_parquet_bytes(packed.table) == table_to_parquet_bytes(whole.table)
+    assert packed.counts["duplicates"] == whole.counts["duplicates"] == 1
+    again = ingest_images(LocalSource(tmp_path), "2026-01-01", packed.rows, [], Store().put)
+    assert table_to_parquet_bytes(again.table) == table_to_parquet_bytes(whole.table)
