@@ -393,16 +393,13 @@ def near_duplicate_pairs(phash: np.ndarray, emb: np.ndarray,
     # radius, or alike under some crop view -- so the evidence of a million candidates is
     # never held at once.
     kept = []
-    for s in range(0, len(i), _CANDIDATE_CHUNK):
+    for s in range(0, max(len(i), 1), _CANDIDATE_CHUNK):  # once even with no candidate
         ci, cj = i[s:s + _CANDIDATE_CHUNK], j[s:s + _CANDIDATE_CHUNK]
         ham = np.bitwise_count(phash[ci] ^ phash[cj]).astype(np.int64)
         view_cos, j_in_i, i_in_j = _best_view(views, ci, cj)
         close = (ham <= config.phash_max_hamming) | (view_cos >= config.crop_min_cosine)
         kept.append((ci[close], cj[close], ham[close], view_cos[close], j_in_i[close],
                      i_in_j[close]))
-    if not kept:
-        kept.append((i, j, np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4)),
-                     np.zeros((0, 4))))
     i, j, hamming, view_cos, j_in_i, i_in_j = (np.concatenate(c) for c in zip(*kept,
                                                                                strict=True))
     cosine = _row_dots(emb, i, j)
