@@ -3,14 +3,12 @@
 The crop rule of :mod:`dataops_cv.lib.curation.near_duplicates` registers the thumbnail that an
 embedding stands for (:func:`dataops_cv.lib.curation.features.thumbnails`) as a crop window of
 the other frame's: an axis-aligned scale and shift, found by inverse-compositional Gauss-Newton
-on cubic B-splines, coarse to fine (``_LEVELS``), with gain and offset projected out and a
+on cubic B-splines, coarse to fine (``_COARSE_*``, ``_FINE_STEPS``), with gain and offset projected out and a
 fixed set of interior cells compared, so that no window wins by hiding cells. It reports the
 registered NCC and the worst of the 6x8 blocks (``_BLOCKS``): a moving object leaves one block
 off, a crop leaves none.
 """
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 from scipy.ndimage import spline_filter1d
@@ -20,9 +18,13 @@ from dataops_cv.lib.curation.features import THUMB_H, THUMB_W, thumbnails
 
 _BLOCKS = (6, 8)  # rows, columns of the blocks the crop rule checks one by one
 _EDGE_CELLS = 1.0  # thumbnail cells along each edge left out of registration
-# Registration levels: (pooling, Gauss-Newton steps, NCC floor to go on). A pair runs the
-# first level both ways round (either frame may be the crop); the better way goes on.
-_LEVELS = ((2, 4, 0.99), (2, 2, None), (1, 4, None))
+# Coarse to fine: at the coarse level (thumbnails pooled 2x2) a pair takes 4 Gauss-Newton
+# steps both ways round (either frame may be the crop); if the better way reaches the NCC
+# floor, it takes 2 more there and 4 at full resolution.
+_COARSE_POOL = 2
+_COARSE_STEPS = (4, 2)
+_COARSE_FLOOR = 0.99
+_FINE_STEPS = 4
 _CHUNK = 64  # pairs per chunk: ~30 MB of float64 images and gradients in flight per thread
 
 
@@ -87,17 +89,18 @@ def _standardised(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return x / np.maximum(rms, 1e-12)
 
 
-def _steepest_descent(template: np.ndarray, m: np.ndarray
+def _steepest_descent(template: np.ndarray, template_coef: np.ndarray, m: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The inverse-compositional steepest-descent images ``(Q, 4, h * w)`` of ``(Q, h, w)``
-    templates over the mask ``m``, with gain and offset projected out, their Gauss-Newton
-    Hessians ``(Q, 4, 4)`` and the standardised, masked templates."""
+    templates over the mask ``m`` (from the templates and their B-spline coefficients), with
+    gain and offset projected out, their Gauss-Newton Hessians ``(Q, 4, 4)`` and the
+    standardised, masked templates."""
     q, h, w = template.shape
     count = m.sum()
     # Inverse compositional: the steepest-descent images come from the template and stay
     # fixed for the level. B-spline derivatives at grid points are central differences of
     # the spline coefficients.
-    pad = np.pad(_spline(template), ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    pad = np.pad(template_coef, ((0, 0), (1, 1), (1, 1)), mode="reflect")
     gx = (pad[:, 1:-1, 2:] - pad[:, 1:-1, :-2]) * (w / 2) * m
     gy = (pad[:, 2:, 1:-1] - pad[:, :-2, 1:-1]) * (h / 2) * m
     sd = np.empty((q, 4, h * w))
@@ -118,6 +121,49 @@ def _steepest_descent(template: np.ndarray, m: np.ndarray
     hess = np.einsum("pkc,plc->pkl", sd, sd)
     hess += np.eye(4) * (1e-6 * np.einsum("pii->pi", hess)[:, :, None] + 1e-12)
     return sd, hess, reference
+
+
+class _Level:
+    """One resolution of a batch of registrations: each row's crop ``inner`` (``(Q, h, w)``)
+    sought in the B-spline coefficients ``outer_coef`` of its frame, with everything the
+    Gauss-Newton steps reuse."""
+
+    def __init__(self, outer_coef: np.ndarray, inner: np.ndarray, inner_coef: np.ndarray):
+        q, h, w = inner.shape
+        self.shape = (h, w)
+        self.coef_t = outer_coef.transpose(0, 2, 1).reshape(q * w, h)
+        self.m = _interior(h, w)
+        self.sd, self.hess, self.reference = _steepest_descent(inner, inner_coef, self.m)
+        self.target = (inner * self.m).reshape(q, -1)
+
+    def rows(self, keep: np.ndarray) -> _Level:
+        """The same level for the rows ``keep`` only."""
+        h, w = self.shape
+        out = object.__new__(_Level)
+        out.shape, out.m = self.shape, self.m
+        out.coef_t = self.coef_t.reshape(-1, w, h)[keep].reshape(-1, h)
+        out.sd, out.hess = self.sd[keep], self.hess[keep]
+        out.reference, out.target = self.reference[keep], self.target[keep]
+        return out
+
+    def descend(self, th: np.ndarray, steps: int, max_crop: float) -> None:
+        """``steps`` Gauss-Newton steps on the windows ``th`` ``(Q, 4)``, in place."""
+        h, w = self.shape
+        q = len(th)
+        for _ in range(steps):
+            err = (_warp(self.coef_t, th, h, w) * self.m).reshape(q, -1) - self.target
+            d = np.linalg.solve(self.hess, np.einsum("pkc,pc->pk", self.sd, err)[:, :, None])
+            _compose_step(th, d[:, :, 0], max_crop)
+
+    def score(self, th: np.ndarray, blocks: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The NCC of each row at the windows ``th`` and, if ``blocks``, its worst block
+        residual (else ``inf``)."""
+        h, w = self.shape
+        warped = _standardised(_warp(self.coef_t, th, h, w), self.m) * self.m
+        ncc = (warped * self.reference).sum(axis=(1, 2)) / self.m.sum()
+        if not blocks:
+            return ncc, np.full(len(th), np.inf)
+        return ncc, _worst_block(warped, self.reference, self.m)
 
 
 def _compose_step(th: np.ndarray, d: np.ndarray, max_crop: float) -> None:
@@ -143,70 +189,35 @@ def _worst_block(warped: np.ndarray, reference: np.ndarray, m: np.ndarray) -> np
     return (diff.sum(axis=(2, 4)) / counts).max(axis=(1, 2))
 
 
-def _register_chunk(a: np.ndarray, b: np.ndarray, start: np.ndarray, max_crop: float,
-                    levels: Sequence[tuple[int, int, float | None]]
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Find each thumbnail of ``b`` as a crop window of the same row of ``a``: inverse-
-    compositional Gauss-Newton on an axis-aligned scale and shift (the window in ``a``'s
-    normalised coordinates, from ``start``), coarse to fine, with gain and offset projected
-    out. A fixed set of ``b``'s cells is compared, so no window can win by hiding cells.
-
-    Returns:
-        The registered NCC, the worst block residual (``inf`` for pairs dropped at a coarse
-        level) and the window ``(P, 4)`` as ``(sx, tx, sy, ty)``.
-    """
-    p = len(a)
-    theta = np.array(start, dtype=np.float64)
-    alive = np.arange(p)
-    ncc = np.full(p, -1.0)
-    block = np.full(p, np.inf)
-    for level, (pool, steps, floor) in enumerate(levels):
-        coef = _spline(_pool(a[alive], pool))
-        template = _pool(b[alive], pool)
-        q, h, w = coef.shape
-        coef_t = coef.transpose(0, 2, 1).reshape(q * w, h)
-        m = _interior(h, w)
-        count = m.sum()
-        sd, hess, reference = _steepest_descent(template, m)
-        target = (template * m).reshape(q, -1)
-        th = theta[alive]
-        for _ in range(steps):
-            err = (_warp(coef_t, th, h, w) * m).reshape(q, -1) - target
-            d = np.linalg.solve(hess, np.einsum("pkc,pc->pk", sd, err)[:, :, None])[:, :, 0]
-            _compose_step(th, d, max_crop)
-        warped = _standardised(_warp(coef_t, th, h, w), m) * m
-        level_ncc = (warped * reference).sum(axis=(1, 2)) / count
-        theta[alive] = th
-        ncc[alive] = level_ncc
-        if level == len(levels) - 1:
-            block[alive] = _worst_block(warped, reference, m)
-        elif floor is not None:
-            alive = alive[level_ncc >= floor]
-            if not len(alive):
-                break
-    return ncc, block, theta
-
-
 def _register_part(emb: np.ndarray, i: np.ndarray, j: np.ndarray, j_in_i: np.ndarray,
                    i_in_j: np.ndarray, max_crop: float) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`register_pairs` of one chunk of at most ``_CHUNK`` pairs."""
-    ncc = np.empty(len(i))
-    block = np.full(len(i), np.inf)
-    ti = thumbnails(emb[i])
-    tj = thumbnails(emb[j])
-    first = _LEVELS[:1]
-    fwd, _, th_f = _register_chunk(ti, tj, j_in_i, max_crop, first)
-    rev, _, th_r = _register_chunk(tj, ti, i_in_j, max_crop, first)
-    flip = rev > fwd
-    ncc[:] = np.maximum(fwd, rev)
-    go_on = np.flatnonzero(np.maximum(fwd, rev) >= _LEVELS[0][2])
-    if len(go_on):
-        f = flip[go_on]
-        outer = np.where(f[:, None, None], tj[go_on], ti[go_on])
-        inner = np.where(f[:, None, None], ti[go_on], tj[go_on])
-        start = np.where(f[:, None], th_r[go_on], th_f[go_on])
-        ncc[go_on], block[go_on], _ = _register_chunk(outer, inner, start, max_crop,
-                                                      _LEVELS[1:])
+    """:func:`register_pairs` of one chunk of at most ``_CHUNK`` pairs: inverse-compositional
+    Gauss-Newton on an axis-aligned scale and shift (the window in the outer frame's
+    normalised coordinates), with gain and offset projected out. A fixed set of the crop's
+    cells is compared, so no window can win by hiding cells."""
+    p = len(i)
+    # Both ways round in one batch: row r seeks j's thumbnail in i's, row p + r i's in j's,
+    # so the coarse level's splines serve both ways and the better way's descent goes on.
+    thumbs = np.concatenate([thumbnails(emb[i]), thumbnails(emb[j])])
+    swap = np.concatenate([np.arange(p, 2 * p), np.arange(p)])
+    pooled = _pool(thumbs, _COARSE_POOL)
+    coef = _spline(pooled)
+    coarse = _Level(coef, pooled[swap], coef[swap])
+    th = np.concatenate([j_in_i, i_in_j]).astype(np.float64)
+    coarse.descend(th, _COARSE_STEPS[0], max_crop)
+    both, _ = coarse.score(th)
+    ncc = np.maximum(both[:p], both[p:])
+    block = np.full(p, np.inf)
+    go_on = np.flatnonzero(ncc >= _COARSE_FLOOR)
+    if not len(go_on):
+        return ncc, block
+    rows = np.where(both[p:][go_on] > both[:p][go_on], go_on + p, go_on)
+    th = th[rows]
+    coarse.rows(rows).descend(th, _COARSE_STEPS[1], max_crop)
+    outer, inner = thumbs[rows], thumbs[swap[rows]]
+    fine = _Level(_spline(outer), inner, _spline(inner))
+    fine.descend(th, _FINE_STEPS, max_crop)
+    ncc[go_on], block[go_on] = fine.score(th, blocks=True)
     return ncc, block
 
 
